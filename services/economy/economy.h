@@ -152,7 +152,8 @@ typedef struct sb_econ_sale {
  * the parts always sum to sp_taken.
  * Whether the deposit holds sp_taken is the caller's check (a sale the deposit cannot cover is refused).
  * Returns 0 and writes *ret; -EINVAL for a spend ≤ 0, a rate outside the settings' concession range, a price ≤ 0,
- * a parent centre without a centre, or settings whose SP shares exceed 100%; -ERANGE when an amount overflows.
+ * a parent centre without a centre, a second-level referrer without a first, or settings whose SP shares exceed
+ * 100%; -ERANGE when an amount overflows.
  */
 int sb_econ_sale_split(const sb_econ_settings *s, const sb_econ_sale_in *in, sb_econ_sale *ret);
 
