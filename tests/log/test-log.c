@@ -261,6 +261,22 @@ static void test_truncation(void) {
         CHECK(strstr(buf, "\"truncated\":true}\n") != NULL);
     }
 
+    /* Every length around the limit, so that each piece (a value, its closing quote, the next key) in turn is
+     * the one that just fits or just misses. */
+    for (size_t n = SB_LOG_LINE_MAX - 200; n < SB_LOG_LINE_MAX + 10; n++) {
+        memset(big, 'z', n);
+        big[n] = '\0';
+        len = sb_log_format(buf, sizeof buf, ts_example, SB_LOG_INFO, "e", big,
+                            (sb_log_field[]){{"k", SB_LOG_STR("v")}, {"n", SB_LOG_INT(12345)}}, 2);
+        CHECK(valid_line(buf, len));
+        sb_log_field f = {"k", SB_LOG_STR(big + 150)};
+        len = sb_log_format(buf, sizeof buf, ts_example, SB_LOG_INFO, "e", "m", &f, 1);
+        CHECK(valid_line(buf, len));
+        len = sb_log_format(buf, sizeof buf, ts_example, SB_LOG_INFO, "e", big + 100,
+                            (sb_log_field[]){{"k", SB_LOG_STR("\x01")}, {"b", SB_LOG_BOOL(false)}}, 2);
+        CHECK(valid_line(buf, len));
+    }
+
     /* A field that cannot fit at all is dropped whole; a short buffer is honoured. */
     memset(big, 'y', sizeof big - 1);
     big[sizeof big - 1] = '\0';

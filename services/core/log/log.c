@@ -159,8 +159,12 @@ static void put_pair(line_writer *w, bool first, const char *key, sb_log_value v
             break;
         }
         put_escaped(w, v.s);
-        /* The limit keeps one byte free for this quote even when the value was cut. */
+        if (put_raw(w, "\"", 1))
+            return;
+        /* The limit keeps one byte free for this quote, so a value cut short (or one whose quote just missed the
+         * limit) still ends as a valid string; the line is marked full either way. */
         w->buf[w->len++] = '"';
+        w->full = true;
         return;
     case SB_LOG_T_INT:
         snprintf(num, sizeof num, "%" PRId64, v.i);
