@@ -54,6 +54,9 @@ static sb_status echo_handler(sb_call *call, const ProtobufCMessage *req_, Proto
                         return sb_call_fail(call, SB_DEADLINE_EXCEEDED, "gave up after %d ms: deadline", waited);
                 sleep_ms(10);
         }
+        if (req->fail_code && strcmp(req->text, "with-reason") == 0)
+                return sb_call_fail_reason(call, (sb_status)req->fail_code, "REASON_DEPOSIT_TOO_SMALL", "%s",
+                                           req->fail_message);
         if (req->fail_code)
                 return sb_call_fail(call, (sb_status)req->fail_code, "%s", req->fail_message);
         resp->text = req->text;  /* the request's memory lives until the reply is packed */
@@ -226,6 +229,17 @@ static void test_error_status(sb_rpc_client *c) {
         CHECK(the_log.last_code == SB_FAILED_PRECONDITION);
         CHECK(strcmp(the_log.last_method, "/sbtest.v1.Echo/Echo") == 0);
         pthread_mutex_unlock(&the_log.mu);
+
+        /* A machine-readable reason travels as trailing metadata. */
+        char reason[SB_RPC_REASON_MAX] = "unset";
+        sb_rpc_call_opts opts = { .ret_reason = reason };
+        req.text = "with-reason";
+        st = echo(c, &req, &opts, &r, msg, sizeof msg);
+        CHECK_STATUS(st, SB_FAILED_PRECONDITION, msg);
+        CHECK(strcmp(reason, "REASON_DEPOSIT_TOO_SMALL") == 0);
+        req.text = "";
+        st = echo(c, &req, &opts, &r, msg, sizeof msg);
+        CHECK(strcmp(reason, "") == 0);
 }
 
 static void test_unimplemented(sb_rpc_client *c) {

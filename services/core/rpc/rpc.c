@@ -27,6 +27,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 #pragma GCC diagnostic pop
 
@@ -88,6 +89,8 @@ struct sb_call {
         int cancelled;
         sb_status code;
         char message[SB_RPC_MESSAGE_MAX];
+        const char *reason;       /* static; sent as trailing metadata "sharebuy-reason" on failure */
+        grpc_metadata trailer;
         const char *bearer;
         const char *request_id;
         char *peer;               /* gpr_malloc'd by the core */
@@ -254,6 +257,22 @@ int sb_rpc_init(void) {
         return 0;
 }
 
+static void (*core_log_fn)(int, const char *, int, const char *);
+
+static void core_log_bridge(gpr_log_func_args *args) {
+        void (*fn)(int, const char *, int, const char *) = core_log_fn;
+        if (fn)
+                fn((int)args->severity, args->file, args->line, args->message);
+        else
+                fprintf(stderr, "grpc %s %s:%d: %s\n", gpr_log_severity_string(args->severity), args->file,
+                        args->line, args->message);
+}
+
+void sb_rpc_set_core_log(void (*fn)(int severity, const char *file, int line, const char *message)) {
+        core_log_fn = fn;
+        gpr_set_log_function(core_log_bridge);
+}
+
 void sb_rpc_shutdown(void) {
         grpc_shutdown();
 }
@@ -280,6 +299,17 @@ sb_status sb_call_fail(sb_call *call, sb_status code, const char *fmt, ...) {
         va_end(ap);
         utf8_trim_tail(call->message);
         call->code = code;
+        return code;
+}
+
+sb_status sb_call_fail_reason(sb_call *call, sb_status code, const char *reason, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(call->message, sizeof call->message, fmt, ap);
+        va_end(ap);
+        utf8_trim_tail(call->message);
+        call->code = code;
+        call->reason = reason;
         return code;
 }
 
@@ -493,6 +523,12 @@ static void reply(sb_call *call) {
                 n++;
         }
         ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+        if (call->code != SB_OK && call->reason) {
+                call->trailer.key = grpc_slice_from_static_string("sharebuy-reason");
+                call->trailer.value = grpc_slice_from_static_string(call->reason);
+                ops[n].data.send_status_from_server.trailing_metadata_count = 1;
+                ops[n].data.send_status_from_server.trailing_metadata = &call->trailer;
+        }
         ops[n].data.send_status_from_server.status = (grpc_status_code)call->code;
         ops[n].data.send_status_from_server.status_details = &call->details;
         n++;
@@ -595,6 +631,7 @@ static void on_new_call(sb_rpc_server *srv, struct armed *a, bool ok) {
                                 /* The handler returned a status without sb_call_fail(): keep the code. */
                                 call->code = code;
                                 call->message[0] = '\0';
+                                call->reason = NULL;
                         }
                         if (code == SB_OK) {
                                 size_t max = srv->cfg.max_response_bytes;
@@ -1176,6 +1213,18 @@ static sb_status client_attempt(sb_rpc_client *c, const char *path, grpc_slice r
         } else {
                 grpc_completion_queue_pluck(cq, &tag_storage, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
                 result = (sb_status)status;
+                if (opts->ret_reason) {
+                        opts->ret_reason[0] = '\0';
+                        for (size_t i = 0; i < trailing_md.count; i++) {
+                                if (!slice_eq_str(trailing_md.metadata[i].key, "sharebuy-reason"))
+                                        continue;
+                                size_t rl = GRPC_SLICE_LENGTH(trailing_md.metadata[i].value);
+                                if (rl >= SB_RPC_REASON_MAX)
+                                        rl = SB_RPC_REASON_MAX - 1;
+                                memcpy(opts->ret_reason, GRPC_SLICE_START_PTR(trailing_md.metadata[i].value), rl);
+                                opts->ret_reason[rl] = '\0';
+                        }
+                }
                 size_t dl = GRPC_SLICE_LENGTH(details);
                 if (msg && msg_n > 0) {
                         size_t k = dl < msg_n - 1 ? dl : msg_n - 1;

@@ -89,6 +89,10 @@ typedef struct sb_rpc_server_config {
  * them. Call once from main() before creating threads. Returns 0. */
 int sb_rpc_init(void);
 
+/* Send the gRPC core's own log lines (severity 0 debug, 1 info, 2 error) to fn instead of stderr, so that a service
+ * writes one format only. Call after sb_rpc_init(); fn must be thread-safe. NULL restores the core's default. */
+void sb_rpc_set_core_log(void (*fn)(int severity, const char *file, int line, const char *message));
+
 /* Undo sb_rpc_init() once every server and client is freed. */
 void sb_rpc_shutdown(void);
 
@@ -125,6 +129,13 @@ void sb_rpc_server_free(sb_rpc_server *srv);
 /* Record a failure status and a message for a person (printf format), and return `code` for the handler to return.
  * The message travels as the grpc-message trailer; never put secrets in it. */
 sb_status sb_call_fail(sb_call *call, sb_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Attach a machine-readable reason to the failure being returned, sent as the trailing metadata entry
+ * "sharebuy-reason: <reason>" (a name of sharebuy.common.v1.ErrorReason, e.g. "REASON_TOKEN_EXPIRED"), so clients
+ * can show their own words. `reason` must be a static string. Returns `code` for chaining:
+ *     return sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_DEPOSIT_TOO_SMALL", "the deposit ...");  */
+sb_status sb_call_fail_reason(sb_call *call, sb_status code, const char *reason, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
 
 /* The bearer token from "authorization: Bearer <token>", or NULL when the call carries none. */
 const char *sb_call_bearer(const sb_call *call);
@@ -169,12 +180,17 @@ typedef struct sb_rpc_call_opts {
         int64_t deadline_ms;       /* per call, covering all attempts; 0 = 5000 */
         const char *bearer;        /* sent as "authorization: Bearer ..." when not NULL */
         const char *request_id;    /* sent as "x-request-id" when not NULL */
+        char *ret_reason;          /* optional: receives the "sharebuy-reason" of a failure ("" when none); at
+                                    * least SB_RPC_REASON_MAX bytes */
 } sb_rpc_call_opts;
 
 /* Create a channel. Connection happens lazily. *ret set on success only. */
 int sb_rpc_client_new(const sb_rpc_client_config *cfg, sb_rpc_client **ret, char *err, size_t err_n);
 
 void sb_rpc_client_free(sb_rpc_client *c);
+
+/* The longest reason a client call reports. */
+#define SB_RPC_REASON_MAX 64
 
 /* One unary call to `path` ("/pkg.Service/Method"). Retries UNAVAILABLE with exponential backoff while attempts and
  * the deadline last. Returns the final status; on SB_OK *ret_resp is the unpacked response (free with
