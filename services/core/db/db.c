@@ -21,6 +21,7 @@
 
 /* MariaDB errors not named in every version of the headers. */
 #define SB_ER_CLIENT_INTERACTION_TIMEOUT 4031
+#define SB_ER_ACCOUNT_HAS_BEEN_LOCKED 4151
 
 enum param_kind { PARAM_NULL, PARAM_I64, PARAM_U64, PARAM_STR, PARAM_BLOB };
 
@@ -158,6 +159,7 @@ static int map_errno(unsigned e) {
     case ER_ACCESS_DENIED_ERROR:
     case ER_SPECIFIC_ACCESS_DENIED_ERROR:
     case ER_PROCACCESS_DENIED_ERROR:
+    case SB_ER_ACCOUNT_HAS_BEEN_LOCKED:
         return -EACCES;
     case ER_NO_SUCH_TABLE:
     case ER_BAD_DB_ERROR:
@@ -246,7 +248,9 @@ static int connect_raw(sb_db *db) {
                     c->unix_socket ? c->unix_socket : "(default)", c->user ? c->user : "(default user)",
                     mysql_error(my));
         mysql_close(my);
-        return e == ER_ACCESS_DENIED_ERROR || e == ER_DBACCESS_DENIED_ERROR ? -EACCES
+        return e == ER_ACCESS_DENIED_ERROR || e == ER_DBACCESS_DENIED_ERROR ||
+                       e == SB_ER_ACCOUNT_HAS_BEEN_LOCKED
+                   ? -EACCES
                : e == ER_BAD_DB_ERROR                                        ? -ENOENT
                                                                             : -ENOTCONN;
     }

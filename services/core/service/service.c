@@ -21,11 +21,16 @@ struct worker {
         int64_t next_attempt_ms;  /* after a failed connect, do not hammer the server: wait before the next one */
 };
 
+#define N_PEERS 5
+static const char *const peer_names[N_PEERS] = { "identity", "wallet", "merchant", "airdrop", "region" };
+
 struct runtime {
         const sb_service_def *def;
         sb_config *cfg;
         sb_db_config dbc;
         sb_metrics_registry *metrics;
+        sb_auth_verifier *verifier;
+        sb_rpc_client *peers[N_PEERS];
 };
 
 static struct runtime the_runtime;  /* one service per process; set once in sb_service_main before threads */
@@ -69,6 +74,17 @@ static const sb_config_key common_keys[] = {
         { "db.password", SB_CONFIG_STRING, NULL, 0, 256, false, true, "password of db.user" },
         { "db.connect_wait", SB_CONFIG_DURATION_MS, "15s", 0, 600000, true, false,
           "at start, how long to wait for the database before giving up" },
+        { "auth.public_keys", SB_CONFIG_PATH, NULL, 0, 0, true, false,
+          "PEM file of identity's token-signing public keys (several for rotation)" },
+        { "auth.service_token", SB_CONFIG_STRING, NULL, 0, 2048, false, true,
+          "this service's SERVICE token for calls to other services (sharebuyctl auth service-token)" },
+        { "peers.identity", SB_CONFIG_STRING, "127.0.0.1:50051", 1, 255, true, false, "address of identity" },
+        { "peers.wallet", SB_CONFIG_STRING, "127.0.0.1:50052", 1, 255, true, false, "address of wallet" },
+        { "peers.merchant", SB_CONFIG_STRING, "127.0.0.1:50053", 1, 255, true, false, "address of merchant" },
+        { "peers.airdrop", SB_CONFIG_STRING, "127.0.0.1:50054", 1, 255, true, false, "address of airdrop" },
+        { "peers.region", SB_CONFIG_STRING, "127.0.0.1:50055", 1, 255, true, false, "address of region" },
+        { "peers.tls_ca", SB_CONFIG_PATH, NULL, 0, 0, false, false,
+          "PEM roots for TLS to the other services (unset: plaintext on a private network)" },
 };
 
 #define N_COMMON (sizeof common_keys / sizeof common_keys[0])
@@ -158,6 +174,63 @@ sb_status sb_service_db_fail(sb_call *call, int code, const char *what) {
                 return sb_call_fail(call, SB_INTERNAL, "internal error while %s (request id %s)", what,
                                     sb_call_request_id(call));
         }
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Authentication and calls to other services */
+
+sb_status sb_service_auth(sb_call *call, unsigned roles, sb_claims *ret) {
+        const char *token = sb_call_bearer(call);
+        if (!token)
+                return sb_call_fail_reason(call, SB_UNAUTHENTICATED, "REASON_TOKEN_MISSING",
+                                           "this call needs a token: send \"authorization: Bearer <token>\"");
+        sb_claims claims;
+        sb_auth_error e = sb_auth_verify(the_runtime.verifier, token, (int64_t)time(NULL), &claims);
+        if (e != SB_AUTH_OK)
+                return sb_call_fail_reason(call, SB_UNAUTHENTICATED,
+                                           e == SB_AUTH_EXPIRED ? "REASON_TOKEN_EXPIRED" : "REASON_TOKEN_INVALID", "%s",
+                                           sb_auth_error_message(e));
+        if (!(roles & SB_ROLES(claims.role)))
+                return sb_call_fail_reason(call, SB_PERMISSION_DENIED, "REASON_ROLE_NOT_ALLOWED",
+                                           "a %s token may not call %s", sb_role_name(claims.role),
+                                           sb_call_method(call));
+        if (ret)
+                *ret = claims;
+        return SB_OK;
+}
+
+const char *sb_service_token(void) {
+        return the_runtime.cfg ? sb_config_str(the_runtime.cfg, "auth.service_token") : NULL;
+}
+
+sb_rpc_client *sb_service_peer(const char *name) {
+        for (int i = 0; i < N_PEERS; i++)
+                if (strcmp(peer_names[i], name) == 0)
+                        return the_runtime.peers[i];
+        return NULL;
+}
+
+sb_status sb_service_call(sb_call *call, const char *peer, const char *path, const ProtobufCMessage *req,
+                          const ProtobufCMessageDescriptor *resp_desc, int64_t deadline_ms,
+                          ProtobufCMessage **ret_resp, char *msg, size_t msg_n) {
+        sb_rpc_client *c = sb_service_peer(peer);
+        if (!c) {
+                snprintf(msg, msg_n, "no peer named %s", peer);
+                return SB_INTERNAL;
+        }
+        int64_t left = call ? sb_call_remaining_ms(call) : INT64_MAX;
+        if (left < deadline_ms)
+                deadline_ms = left;
+        if (deadline_ms <= 0) {
+                snprintf(msg, msg_n, "the call's deadline passed before %s could be asked", peer);
+                return SB_DEADLINE_EXCEEDED;
+        }
+        sb_rpc_call_opts opts = {
+                .deadline_ms = deadline_ms,
+                .bearer = sb_service_token(),
+                .request_id = call ? sb_call_request_id(call) : NULL,
+        };
+        return sb_rpc_client_call(c, path, req, resp_desc, &opts, ret_resp, msg, msg_n);
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -312,6 +385,21 @@ int sb_service_main(const sb_service_def *def, int argc, char **argv) {
                 .database = sb_config_str(cfg, "db.name"),
                 .connect_timeout_s = 5,
         };
+        if (sb_auth_verifier_load(sb_config_str(cfg, "auth.public_keys"), &rt->verifier, err, sizeof err) < 0) {
+                sb_log_kv(SB_LOG_ERROR, "start", "cannot load the token public keys", "error", SB_LOG_STR(err), NULL);
+                goto out_rpc;
+        }
+        for (int i = 0; i < N_PEERS; i++) {
+                char key[32];
+                snprintf(key, sizeof key, "peers.%s", peer_names[i]);
+                sb_rpc_client_config pc = { .target = sb_config_str(cfg, key),
+                                            .tls_ca_path = sb_config_str(cfg, "peers.tls_ca") };
+                if (sb_rpc_client_new(&pc, &rt->peers[i], err, sizeof err) < 0) {
+                        sb_log_kv(SB_LOG_ERROR, "start", "bad peer address", "peer", SB_LOG_STR(key), "error",
+                                  SB_LOG_STR(err), NULL);
+                        goto out_rpc;
+                }
+        }
         if (wait_for_database(cfg, &rt->dbc) < 0)
                 goto out_rpc;
 
@@ -375,6 +463,12 @@ out_state:
         if (def->fini)
                 def->fini(state);
 out_rpc:
+        for (int i = 0; i < N_PEERS; i++) {
+                sb_rpc_client_free(rt->peers[i]);
+                rt->peers[i] = NULL;
+        }
+        sb_auth_verifier_free(rt->verifier);
+        rt->verifier = NULL;
         sb_rpc_shutdown();
 out_cfg:
         sb_config_free(cfg);

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 
+#include "auth.h"
 #include "config.h"
 #include "db.h"
 #include "rpc.h"
@@ -50,3 +51,22 @@ sb_status sb_service_db_unavailable(sb_call *call);
  * -EDEADLK become DEADLINE_EXCEEDED / ABORTED, a lost connection UNAVAILABLE, everything else INTERNAL with the
  * request id (the details are logged, never sent). `what` names the operation ("posting the transaction"). */
 sb_status sb_service_db_fail(sb_call *call, int code, const char *what);
+
+/* Authenticate the call: verify its bearer token offline with the public keys of auth.public_keys and check that its
+ * role is one of `roles` (a mask of SB_ROLES()). On success fills *ret (may be NULL) and returns SB_OK. Otherwise
+ * fails the call — UNAUTHENTICATED with reason REASON_TOKEN_MISSING, REASON_TOKEN_INVALID or REASON_TOKEN_EXPIRED,
+ * or PERMISSION_DENIED with REASON_ROLE_NOT_ALLOWED naming the role — and returns that status. */
+sb_status sb_service_auth(sb_call *call, unsigned roles, sb_claims *ret);
+
+/* This service's own credential (a SERVICE token from auth.service_token) for calls to other services, or NULL. */
+const char *sb_service_token(void);
+
+/* The client for another service (identity, wallet, merchant, airdrop, region), from the setting peers.<name>;
+ * shared by all workers. NULL for an unknown name. */
+sb_rpc_client *sb_service_peer(const char *name);
+
+/* Call a method of another service with this service's credential, the call's remaining deadline (at most
+ * deadline_ms) and its request id. Returns the peer's status; msg gets its message. */
+sb_status sb_service_call(sb_call *call, const char *peer, const char *path, const ProtobufCMessage *req,
+                          const ProtobufCMessageDescriptor *resp_desc, int64_t deadline_ms,
+                          ProtobufCMessage **ret_resp, char *msg, size_t msg_n);
