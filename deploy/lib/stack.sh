@@ -36,6 +36,17 @@ sb_secrets() {
   set -a; . "$stack/secrets.env"; set +a
 }
 
+# sb_keys BUILD STACK: the token-signing key pair, made once (keys/signing.pem stays with identity).
+sb_keys() {
+  local build=$1 stack=$2
+  mkdir -p "$stack/keys"
+  chmod 700 "$stack/keys"
+  if [ ! -s "$stack/keys/signing.pem" ]; then
+    "$build/services/ctl/sharebuyctl" auth keygen --private "$stack/keys/signing.pem" \
+      --public "$stack/keys/signing.pub" >/dev/null || return 1
+  fi
+}
+
 # sb_db_start STACK PORT: the private MariaDB; exports its SB_DB_* variables.
 sb_db_start() {
   local stack=$1 port=$2
@@ -52,8 +63,13 @@ sb_migrate() {
 
 # sb_services_start BUILD STACK BASE METRICS_BASE: start the five services (no-op for one already running).
 sb_services_start() {
-  local build=$1 stack=$2 base=$3 mbase=$4 i=0 svc up pidf
+  local build=$1 stack=$2 base=$3 mbase=$4 i=0 svc up pidf peers=() j=0 token
   mkdir -p "$stack/run" "$stack/log"
+  sb_keys "$build" "$stack" || return 1
+  for svc in "${SB_SERVICES[@]}"; do
+    peers+=("SB_PEERS_${svc^^}=127.0.0.1:$(sb_port "$base" "$j")")
+    j=$((j+1))
+  done
   for svc in "${SB_SERVICES[@]}"; do
     up=${svc^^}
     pidf="$stack/run/$svc.pid"
@@ -61,7 +77,13 @@ sb_services_start() {
       i=$((i+1)); continue
     fi
     local pw_var="SB_DB_PASSWORD_$up"
+    # Each service's own SERVICE credential for calls to the others, minted at every start.
+    token=$("$build/services/ctl/sharebuyctl" auth service-token --private "$stack/keys/signing.pem" \
+      --service "$svc" --ttl 30d) || return 1
     (
+      export "${peers[@]}"
+      export SB_AUTH_PUBLIC_KEYS="$stack/keys/signing.pub" SB_AUTH_SERVICE_TOKEN="$token"
+      [ "$svc" = identity ] && export SB_AUTH_SIGNING_KEY="$stack/keys/signing.pem"
       export SB_LISTEN="127.0.0.1:$(sb_port "$base" "$i")"
       export SB_METRICS_PORT=$(( mbase + i + 1 ))
       export SB_DB_PASSWORD="${!pw_var}"

@@ -14,6 +14,9 @@
 static const sb_ctl_command *const commands[] = {
     &sb_ctl_migrate_command,
     &sb_ctl_db_command,
+    &sb_ctl_region_command,
+    &sb_ctl_health_command,
+    &sb_ctl_auth_command,
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
