@@ -14,7 +14,6 @@
 static const sb_ctl_command *const commands[] = {
     &sb_ctl_migrate_command,
     &sb_ctl_db_command,
-    &sb_ctl_region_command,
     &sb_ctl_health_command,
     &sb_ctl_auth_command,
 };
