@@ -16,6 +16,7 @@ static const sb_ctl_command *const commands[] = {
     &sb_ctl_db_command,
     &sb_ctl_health_command,
     &sb_ctl_auth_command,
+    &sb_ctl_ledger_command,
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
