@@ -139,6 +139,7 @@ struct sb_rpc_server {
 };
 
 static _Thread_local void *tl_worker_state;
+static unsigned process_id;  /* for request ids; set by sb_rpc_init() */
 static atomic_uint_fast64_t request_counter;
 
 static const char *const status_names[] = {
@@ -253,6 +254,7 @@ int sb_rpc_init(void) {
         sigaddset(&set, SIGINT);
         sigaddset(&set, SIGHUP);
         pthread_sigmask(SIG_BLOCK, &set, NULL);
+        process_id = (unsigned)getpid();
         grpc_init();
         return 0;
 }
@@ -322,7 +324,11 @@ const char *sb_call_request_id(const sb_call *call) {
 }
 
 const char *sb_call_peer(const sb_call *call) {
-        return call->peer ? call->peer : "unknown";
+        /* Asked for lazily: the core allocates the string, and most calls never need it. */
+        sb_call *c = (sb_call *)call;
+        if (!c->peer && c->call)
+                c->peer = grpc_call_get_peer(c->call);
+        return c->peer ? c->peer : "unknown";
 }
 
 const char *sb_call_method(const sb_call *call) {
@@ -434,10 +440,9 @@ static void call_read_metadata(sb_call *call) {
         } else {
                 uint64_t n = atomic_fetch_add(&request_counter, 1) + 1;
                 char *id = sb_call_alloc(call, 32);
-                snprintf(id, 32, "%08x-%012llx", (unsigned)getpid(), (unsigned long long)n);
+                snprintf(id, 32, "%08x-%012llx", process_id, (unsigned long long)n);
                 call->request_id = id;
         }
-        call->peer = grpc_call_get_peer(call->call);
 }
 
 static void call_free(sb_call *call) {
