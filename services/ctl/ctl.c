@@ -14,6 +14,7 @@
 static const sb_ctl_command *const commands[] = {
     &sb_ctl_migrate_command,
     &sb_ctl_db_command,
+    &sb_ctl_region_command,
     &sb_ctl_health_command,
     &sb_ctl_auth_command,
     &sb_ctl_ledger_command,

@@ -62,6 +62,7 @@ typedef struct sb_ctl_subcommand {
 /* The command groups. */
 extern const sb_ctl_command sb_ctl_migrate_command;
 extern const sb_ctl_command sb_ctl_db_command;
+extern const sb_ctl_command sb_ctl_region_command;
 extern const sb_ctl_command sb_ctl_health_command;
 extern const sb_ctl_command sb_ctl_auth_command;
 extern const sb_ctl_command sb_ctl_ledger_command;
