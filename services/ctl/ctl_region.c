@@ -104,7 +104,7 @@ static const char sql_upsert[] =
 /* Codes the source no longer has: retired when a centre still refers to them, deleted otherwise. */
 static const char sql_retire[] =
     "UPDATE sharebuy_region.district d SET d.retired = 1"
-    " WHERE d.retired = 0 AND d.code NOT IN (SELECT j.code FROM " JT_COLUMNS ")";
+    " WHERE d.retired = 0 AND d.code NOT IN (SELECT j.code COLLATE utf8mb4_unicode_ci FROM " JT_COLUMNS ")";
 static const char sql_delete_retired[] =
     "DELETE FROM sharebuy_region.district WHERE retired = 1 AND code NOT IN"
     " (SELECT c.district_code FROM sharebuy_region.centre c)";
