@@ -1,0 +1,693 @@
+/* Integration tests of the wallet against the real service process and a real MariaDB (tests/lib/sb_stack.h).
+ *
+ * Every test uses owners with random ids and keys with a random prefix, so runs in parallel never meet. After every
+ * test the whole ledger is verified, by the VerifyLedger RPC and by `sharebuyctl ledger verify --json`.
+ *
+ *   test-wallet            the API, bad input, idempotency, concurrency, database connections killed mid-load
+ *   test-wallet tamper     alters a journal row by hand, expects verify to fail, restores it (meson runs it alone:
+ *                          while the row is altered every verify in the database fails) */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sb_stack.h"
+#include "sb_test.h"
+#include "sharebuy/wallet/v1/wallet.pb-c.h"
+
+static sb_test_stack *st;
+static sb_rpc_client *cli;
+static char svc_tok[SB_AUTH_TOKEN_MAX], admin_tok[SB_AUTH_TOKEN_MAX];
+static uint64_t run_id; /* random, so that owner ids and keys of parallel runs never meet */
+
+#define SP(x) ((int64_t) (x) * 10000)
+
+static char *path(const char *method) {
+        static __thread char buf[128];
+        SB_CHECK_EQ(sb_rpc_method_path(&sharebuy__wallet__v1__wallet__descriptor, method, buf, sizeof buf), 0);
+        return buf;
+}
+
+/* One call; returns the status, the reason into reason (if not NULL), the response into *resp (on OK). */
+static sb_status call(const char *method, const void *req, const ProtobufCMessageDescriptor *d, const char *tok,
+                      void **resp, char *reason) {
+        char msg[512], rbuf[SB_RPC_REASON_MAX] = "";
+        sb_rpc_call_opts o = {.deadline_ms = 20000, .bearer = tok, .ret_reason = rbuf};
+        ProtobufCMessage *r = NULL;
+        sb_status s = sb_rpc_client_call(cli, path(method), req, d, &o, &r, msg, sizeof msg);
+        if (reason)
+                snprintf(reason, SB_RPC_REASON_MAX, "%s", rbuf);
+        if (s == SB_OK) {
+                if (resp)
+                        *resp = r;
+                else
+                        protobuf_c_message_free_unpacked(r, NULL);
+        } else if (getenv("TEST_VERBOSE"))
+                fprintf(stderr, "  %s -> %s %s: %s\n", method, sb_status_name(s), rbuf, msg);
+        return s;
+}
+
+static void free_msg(void *m) {
+        if (m)
+                protobuf_c_message_free_unpacked(m, NULL);
+}
+
+static uint64_t owner_id(uint64_t n) {
+        return run_id * 1000 + n;
+}
+
+static void open_member(uint64_t id) {
+        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
+        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
+        o.id = id;
+        Sharebuy__Wallet__V1__OpenAccountsRequest req = SHAREBUY__WALLET__V1__OPEN_ACCOUNTS_REQUEST__INIT;
+        req.owner = &o;
+        Sharebuy__Wallet__V1__OpenAccountsResponse *resp;
+        SB_CHECK_EQ(call("OpenAccounts", &req, &sharebuy__wallet__v1__open_accounts_response__descriptor, svc_tok,
+                         (void **) &resp, NULL),
+                    SB_OK);
+        SB_CHECK_EQ(resp->n_accounts, 3);
+        SB_CHECK(!resp->existed);
+        free_msg(resp);
+        /* Opening again is not an error. */
+        SB_CHECK_EQ(call("OpenAccounts", &req, &sharebuy__wallet__v1__open_accounts_response__descriptor, svc_tok,
+                         (void **) &resp, NULL),
+                    SB_OK);
+        SB_CHECK(resp->existed);
+        free_msg(resp);
+}
+
+/* A leg builder over caller-provided storage. */
+typedef struct legbuf {
+        Sharebuy__Common__V1__LedgerLeg legs[8];
+        Sharebuy__Common__V1__AccountRef refs[8];
+        Sharebuy__Common__V1__OwnerRef owners[8];
+        Sharebuy__Common__V1__LedgerLeg *ptrs[8];
+        size_t n;
+} legbuf;
+
+static void leg_member(legbuf *b, uint64_t member, int asset, int64_t amount, int reason) {
+        size_t i = b->n++;
+        sharebuy__common__v1__owner_ref__init(&b->owners[i]);
+        b->owners[i].kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
+        b->owners[i].id = member;
+        sharebuy__common__v1__account_ref__init(&b->refs[i]);
+        b->refs[i].holder_case = SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_OWNER;
+        b->refs[i].owner = &b->owners[i];
+        b->refs[i].asset = (Sharebuy__Common__V1__Asset) asset;
+        sharebuy__common__v1__ledger_leg__init(&b->legs[i]);
+        b->legs[i].account = &b->refs[i];
+        b->legs[i].amount_units = amount;
+        b->legs[i].reason = (Sharebuy__Common__V1__LegReason) reason;
+        b->ptrs[i] = &b->legs[i];
+}
+
+static void leg_system(legbuf *b, int system, int64_t amount, int reason) {
+        size_t i = b->n++;
+        sharebuy__common__v1__account_ref__init(&b->refs[i]);
+        b->refs[i].holder_case = SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_SYSTEM;
+        b->refs[i].system = (Sharebuy__Common__V1__SystemAccount) system;
+        sharebuy__common__v1__ledger_leg__init(&b->legs[i]);
+        b->legs[i].account = &b->refs[i];
+        b->legs[i].amount_units = amount;
+        b->legs[i].reason = (Sharebuy__Common__V1__LegReason) reason;
+        b->ptrs[i] = &b->legs[i];
+}
+
+/* PostTransaction with a service token; returns the status and fills tx_id / replayed on OK. */
+static sb_status post(const char *key, legbuf *b, const char *tok, char *reason, uint64_t *tx_id, bool *replayed) {
+        Sharebuy__Common__V1__Cause cause = SHAREBUY__COMMON__V1__CAUSE__INIT;
+        cause.kind = SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_AIRDROP;
+        cause.reference = "2026-01-01";
+        Sharebuy__Wallet__V1__PostTransactionRequest req = SHAREBUY__WALLET__V1__POST_TRANSACTION_REQUEST__INIT;
+        req.idempotency_key = (char *) key;
+        req.cause = &cause;
+        req.n_legs = b->n;
+        req.legs = b->ptrs;
+        req.memo = "test";
+        Sharebuy__Wallet__V1__PostTransactionResponse *resp = NULL;
+        sb_status s = call("PostTransaction", &req, &sharebuy__wallet__v1__post_transaction_response__descriptor, tok,
+                           (void **) &resp, reason);
+        if (s == SB_OK) {
+                SB_CHECK(resp->transaction);
+                SB_CHECK_EQ(resp->transaction->n_legs, b->n);
+                SB_CHECK_EQ(strlen(resp->transaction->chain_hash_hex), 64);
+                if (tx_id)
+                        *tx_id = resp->transaction->transaction_id;
+                if (replayed)
+                        *replayed = resp->replayed;
+        }
+        free_msg(resp);
+        return s;
+}
+
+/* Gives a member SP out of the unreleased pool, as an airdrop would. */
+static void fund_sp(uint64_t member, int64_t units, const char *key) {
+        legbuf b = {0};
+        leg_system(&b, 1 /* SP_UNRELEASED */, -units, 15);
+        leg_member(&b, member, 3, units, 15);
+        SB_CHECK_EQ(post(key, &b, svc_tok, NULL, NULL, NULL), SB_OK);
+}
+
+static int64_t sp_of(uint64_t member) {
+        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
+        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
+        o.id = member;
+        Sharebuy__Wallet__V1__GetBalancesRequest req = SHAREBUY__WALLET__V1__GET_BALANCES_REQUEST__INIT;
+        req.owner = &o;
+        Sharebuy__Wallet__V1__GetBalancesResponse *resp;
+        SB_CHECK_EQ(call("GetBalances", &req, &sharebuy__wallet__v1__get_balances_response__descriptor, admin_tok,
+                         (void **) &resp, NULL),
+                    SB_OK);
+        int64_t v = resp->sp_units;
+        free_msg(resp);
+        return v;
+}
+
+static void key(char *buf, size_t n, const char *what, unsigned i) {
+        snprintf(buf, n, "t%" PRIu64 ":%s:%u", run_id, what, i);
+}
+
+/* Verify by RPC and by sharebuyctl; both must pass (or both fail when expect_ok is false). */
+static void verify(bool expect_ok) {
+        Sharebuy__Wallet__V1__VerifyLedgerRequest req = SHAREBUY__WALLET__V1__VERIFY_LEDGER_REQUEST__INIT;
+        Sharebuy__Wallet__V1__VerifyLedgerResponse *resp;
+        SB_CHECK_EQ(call("VerifyLedger", &req, &sharebuy__wallet__v1__verify_ledger_response__descriptor, admin_tok,
+                         (void **) &resp, NULL),
+                    SB_OK);
+        if (resp->ok != expect_ok || getenv("TEST_VERBOSE"))
+                for (size_t i = 0; i < resp->n_problems; i++)
+                        fprintf(stderr, "verify: %s\n", resp->problems[i]);
+        SB_CHECK_EQ(resp->ok, expect_ok);
+        SB_CHECK(resp->transactions_checked > 0);
+        SB_CHECK(resp->supply);
+        SB_CHECK_EQ(resp->supply->unreleased_sp_units + resp->supply->treasury_sp_units +
+                            resp->supply->held_sp_units + resp->supply->burned_sp_units,
+                    resp->supply->cap_sp_units);
+        free_msg(resp);
+
+        char *out = NULL;
+        const char *args[] = {"--json", "ledger", "verify", NULL};
+        int rc = sb_test_stack_ctl(st, &out, args);
+        SB_CHECK(out);
+        if ((rc == 0) != expect_ok)
+                fprintf(stderr, "sharebuyctl ledger verify: %s\n", out);
+        SB_CHECK_EQ(rc == 0, expect_ok);
+        SB_CHECK(strstr(out, expect_ok ? "\"ok\":true" : "\"ok\":false"));
+        free(out);
+}
+
+/* --- The tests ----------------------------------------------------------------------------------------------- */
+
+static void test_post_and_bad_input(void) {
+        uint64_t a = owner_id(1), b = owner_id(2);
+        char k[96], reason[SB_RPC_REASON_MAX];
+        open_member(a);
+        open_member(b);
+        key(k, sizeof k, "fund", 0);
+        fund_sp(a, SP(100), k);
+        SB_CHECK_EQ(sp_of(a), SP(100));
+
+        /* The same key and legs: the first result again. */
+        legbuf l = {0};
+        leg_system(&l, 1, -SP(100), 15);
+        leg_member(&l, a, 3, SP(100), 15);
+        uint64_t id1, id2;
+        bool replayed;
+        SB_CHECK_EQ(post(k, &l, svc_tok, NULL, &id1, &replayed), SB_OK);
+        SB_CHECK(replayed);
+        SB_CHECK_EQ(sp_of(a), SP(100));
+        /* The same key with other legs. */
+        legbuf l2 = {0};
+        leg_system(&l2, 1, -SP(101), 15);
+        leg_member(&l2, a, 3, SP(101), 15);
+        SB_CHECK_EQ(post(k, &l2, svc_tok, reason, NULL, NULL), SB_ALREADY_EXISTS);
+        SB_CHECK(strcmp(reason, "REASON_IDEMPOTENCY_KEY_REUSED") == 0);
+        SB_CHECK_EQ(post(k, &l, svc_tok, NULL, &id2, &replayed), SB_OK);
+        SB_CHECK_EQ(id1, id2);
+
+        /* Unbalanced. */
+        legbuf u = {0};
+        leg_member(&u, a, 3, -SP(1), 17);
+        leg_member(&u, b, 3, SP(2), 17);
+        key(k, sizeof k, "unbalanced", 0);
+        SB_CHECK_EQ(post(k, &u, svc_tok, reason, NULL, NULL), SB_INVALID_ARGUMENT);
+        SB_CHECK(strcmp(reason, "REASON_LEGS_UNBALANCED") == 0);
+        /* CV locked and active balance together; CV against SP does not. */
+        legbuf cx = {0};
+        leg_member(&cx, a, 1, -5, 3);
+        leg_member(&cx, b, 3, 5, 3);
+        key(k, sizeof k, "cross-asset", 0);
+        SB_CHECK_EQ(post(k, &cx, svc_tok, reason, NULL, NULL), SB_INVALID_ARGUMENT);
+        /* Unknown account. */
+        legbuf na = {0};
+        leg_member(&na, a, 3, -SP(1), 17);
+        leg_member(&na, owner_id(999), 3, SP(1), 17);
+        key(k, sizeof k, "unknown", 0);
+        SB_CHECK_EQ(post(k, &na, svc_tok, reason, NULL, NULL), SB_NOT_FOUND);
+        SB_CHECK(strcmp(reason, "REASON_ACCOUNT_UNKNOWN") == 0);
+        /* Overdraft: nothing moves. */
+        legbuf od = {0};
+        leg_member(&od, a, 3, -SP(101), 17);
+        leg_member(&od, b, 3, SP(101), 17);
+        key(k, sizeof k, "overdraft", 0);
+        SB_CHECK_EQ(post(k, &od, svc_tok, reason, NULL, NULL), SB_FAILED_PRECONDITION);
+        SB_CHECK(strcmp(reason, "REASON_INSUFFICIENT_BALANCE") == 0);
+        SB_CHECK_EQ(sp_of(a), SP(100));
+        SB_CHECK_EQ(sp_of(b), 0);
+        /* Zero, beyond ±10^15, INT64 extremes. */
+        int64_t bad[] = {0, INT64_C(1000000000000001), INT64_MAX, INT64_MIN, -INT64_C(1000000000000001)};
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                legbuf z = {0};
+                leg_member(&z, a, 3, bad[i], 17);
+                leg_member(&z, b, 3, bad[i] == INT64_MIN ? INT64_MAX : -bad[i], 17);
+                key(k, sizeof k, "amount", (unsigned) i);
+                SB_CHECK_EQ(post(k, &z, svc_tok, reason, NULL, NULL), SB_INVALID_ARGUMENT);
+        }
+        /* The same account twice; no legs; an owner account with a FEN asset; a bad key. */
+        legbuf tw = {0};
+        leg_member(&tw, a, 3, -1, 17);
+        leg_member(&tw, a, 3, 1, 17);
+        key(k, sizeof k, "twice", 0);
+        SB_CHECK_EQ(post(k, &tw, svc_tok, NULL, NULL, NULL), SB_INVALID_ARGUMENT);
+        legbuf none = {0};
+        SB_CHECK_EQ(post(k, &none, svc_tok, NULL, NULL, NULL), SB_INVALID_ARGUMENT);
+        legbuf fen = {0};
+        leg_member(&fen, a, 4, -1, 17);
+        leg_member(&fen, b, 4, 1, 17);
+        SB_CHECK_EQ(post(k, &fen, svc_tok, NULL, NULL, NULL), SB_INVALID_ARGUMENT);
+        legbuf ok = {0};
+        leg_member(&ok, a, 3, -1, 17);
+        leg_member(&ok, b, 3, 1, 17);
+        SB_CHECK_EQ(post("", &ok, svc_tok, NULL, NULL, NULL), SB_INVALID_ARGUMENT);
+        SB_CHECK_EQ(post("bad key with spaces", &ok, svc_tok, NULL, NULL, NULL), SB_INVALID_ARGUMENT);
+        char longkey[80];
+        memset(longkey, 'k', 65);
+        longkey[65] = '\0';
+        SB_CHECK_EQ(post(longkey, &ok, svc_tok, NULL, NULL, NULL), SB_INVALID_ARGUMENT);
+
+        /* A member may not post, not even to move its own points; nor may an admin or no token. */
+        char mtok[SB_AUTH_TOKEN_MAX];
+        sb_test_stack_role_token(st, SB_ROLE_MEMBER, b, 0, 0, 0, mtok);
+        legbuf steal = {0};
+        leg_member(&steal, a, 3, -SP(1), 17);
+        leg_member(&steal, b, 3, SP(1), 17);
+        key(k, sizeof k, "steal", 0);
+        SB_CHECK_EQ(post(k, &steal, mtok, reason, NULL, NULL), SB_PERMISSION_DENIED);
+        SB_CHECK_EQ(post(k, &steal, admin_tok, NULL, NULL, NULL), SB_PERMISSION_DENIED);
+        SB_CHECK_EQ(post(k, &steal, NULL, NULL, NULL, NULL), SB_UNAUTHENTICATED);
+        SB_CHECK_EQ(sp_of(a), SP(100));
+
+        /* A member sees its own balances, not another's. */
+        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
+        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
+        o.id = a;
+        Sharebuy__Wallet__V1__GetBalancesRequest gb = SHAREBUY__WALLET__V1__GET_BALANCES_REQUEST__INIT;
+        gb.owner = &o;
+        SB_CHECK_EQ(call("GetBalances", &gb, &sharebuy__wallet__v1__get_balances_response__descriptor, mtok, NULL,
+                         reason),
+                    SB_PERMISSION_DENIED);
+        Sharebuy__Wallet__V1__GetBalancesRequest own = SHAREBUY__WALLET__V1__GET_BALANCES_REQUEST__INIT;
+        Sharebuy__Wallet__V1__GetBalancesResponse *bal;
+        SB_CHECK_EQ(call("GetBalances", &own, &sharebuy__wallet__v1__get_balances_response__descriptor, mtok,
+                         (void **) &bal, NULL),
+                    SB_OK);
+        SB_CHECK_EQ(bal->owner->id, b);
+        SB_CHECK(bal->guide_price_micro_yuan > 0);
+        free_msg(bal);
+        verify(true);
+}
+
+static sb_status transfer(uint64_t from, uint64_t to, int64_t units, const char *k, char *reason, bool *replayed) {
+        char tok[SB_AUTH_TOKEN_MAX];
+        sb_test_stack_role_token(st, SB_ROLE_MEMBER, from, 0, 0, 0, tok);
+        Sharebuy__Wallet__V1__TransferRequest req = SHAREBUY__WALLET__V1__TRANSFER_REQUEST__INIT;
+        req.idempotency_key = (char *) k;
+        req.recipient_case = SHAREBUY__WALLET__V1__TRANSFER_REQUEST__RECIPIENT_TO_MEMBER_ID;
+        req.to_member_id = to;
+        req.sp_units = units;
+        req.memo = "gift";
+        Sharebuy__Wallet__V1__TransferResponse *resp = NULL;
+        sb_status s = call("Transfer", &req, &sharebuy__wallet__v1__transfer_response__descriptor, tok,
+                           (void **) &resp, reason);
+        if (s == SB_OK && replayed)
+                *replayed = resp->replayed;
+        free_msg(resp);
+        return s;
+}
+
+static void test_transfer_and_reverse(void) {
+        uint64_t a = owner_id(11), b = owner_id(12);
+        char k[96], reason[SB_RPC_REASON_MAX];
+        bool replayed;
+        open_member(a);
+        open_member(b);
+        key(k, sizeof k, "fund", 11);
+        fund_sp(a, SP(10), k);
+        SB_CHECK_EQ(transfer(a, b, SP(3), "gift-1", NULL, &replayed), SB_OK);
+        SB_CHECK(!replayed);
+        SB_CHECK_EQ(transfer(a, b, SP(3), "gift-1", NULL, &replayed), SB_OK);
+        SB_CHECK(replayed);
+        SB_CHECK_EQ(transfer(a, b, SP(4), "gift-1", reason, NULL), SB_ALREADY_EXISTS);
+        /* Keys are per sender: b may use the same key. */
+        SB_CHECK_EQ(transfer(b, a, SP(1), "gift-1", NULL, &replayed), SB_OK);
+        SB_CHECK(!replayed);
+        SB_CHECK_EQ(transfer(a, b, SP(100), "gift-2", reason, NULL), SB_FAILED_PRECONDITION);
+        SB_CHECK(strcmp(reason, "REASON_INSUFFICIENT_BALANCE") == 0);
+        SB_CHECK_EQ(transfer(a, a, SP(1), "gift-3", reason, NULL), SB_INVALID_ARGUMENT);
+        SB_CHECK(strcmp(reason, "REASON_SELF_TRANSFER") == 0);
+        SB_CHECK_EQ(transfer(a, b, 0, "gift-4", NULL, NULL), SB_INVALID_ARGUMENT);
+        SB_CHECK_EQ(transfer(a, b, -SP(1), "gift-5", NULL, NULL), SB_INVALID_ARGUMENT);
+        SB_CHECK_EQ(transfer(a, owner_id(998), SP(1), "gift-6", reason, NULL), SB_NOT_FOUND);
+        SB_CHECK_EQ(sp_of(a), SP(8));
+        SB_CHECK_EQ(sp_of(b), SP(2));
+
+        /* Reverse the funding: b holds 2 of what a got, a holds 8; reversing 10 from a is refused. */
+        Sharebuy__Common__V1__Cause cause = SHAREBUY__COMMON__V1__CAUSE__INIT;
+        cause.kind = SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_ADJUSTMENT;
+        cause.reference = "ticket-1";
+        Sharebuy__Wallet__V1__ReverseTransactionRequest rv = SHAREBUY__WALLET__V1__REVERSE_TRANSACTION_REQUEST__INIT;
+        char rk[96];
+        key(rk, sizeof rk, "reverse", 1);
+        rv.idempotency_key = rk;
+        rv.target_case = SHAREBUY__WALLET__V1__REVERSE_TRANSACTION_REQUEST__TARGET_ORIGINAL_IDEMPOTENCY_KEY;
+        rv.original_idempotency_key = k;
+        rv.cause = &cause;
+        rv.reason = "test correction";
+        Sharebuy__Wallet__V1__ReverseTransactionResponse *rr = NULL;
+        SB_CHECK_EQ(call("ReverseTransaction", &rv, &sharebuy__wallet__v1__reverse_transaction_response__descriptor,
+                         svc_tok, (void **) &rr, reason),
+                    SB_FAILED_PRECONDITION);
+        SB_CHECK(strcmp(reason, "REASON_INSUFFICIENT_BALANCE") == 0);
+        /* b gives back its 2 SP; then the reversal passes, once. */
+        SB_CHECK_EQ(transfer(b, a, SP(2), "back", NULL, NULL), SB_OK);
+        SB_CHECK_EQ(call("ReverseTransaction", &rv, &sharebuy__wallet__v1__reverse_transaction_response__descriptor,
+                         svc_tok, (void **) &rr, NULL),
+                    SB_OK);
+        SB_CHECK(!rr->replayed);
+        uint64_t rev_id = rr->transaction->transaction_id;
+        SB_CHECK(rr->transaction->reverses_transaction_id > 0);
+        SB_CHECK_EQ(rr->transaction->n_legs, 2);
+        free_msg(rr);
+        SB_CHECK_EQ(sp_of(a), 0);
+        SB_CHECK_EQ(call("ReverseTransaction", &rv, &sharebuy__wallet__v1__reverse_transaction_response__descriptor,
+                         svc_tok, (void **) &rr, NULL),
+                    SB_OK);
+        SB_CHECK(rr->replayed);
+        SB_CHECK_EQ(rr->transaction->transaction_id, rev_id);
+        free_msg(rr);
+        /* Another key for the same target: already reversed. A reversal of the reversal: refused. */
+        key(rk, sizeof rk, "reverse", 2);
+        SB_CHECK_EQ(call("ReverseTransaction", &rv, &sharebuy__wallet__v1__reverse_transaction_response__descriptor,
+                         svc_tok, NULL, reason),
+                    SB_FAILED_PRECONDITION);
+        SB_CHECK(strcmp(reason, "REASON_ALREADY_REVERSED") == 0);
+        rv.target_case = SHAREBUY__WALLET__V1__REVERSE_TRANSACTION_REQUEST__TARGET_TRANSACTION_ID;
+        rv.transaction_id = rev_id;
+        SB_CHECK_EQ(call("ReverseTransaction", &rv, &sharebuy__wallet__v1__reverse_transaction_response__descriptor,
+                         svc_tok, NULL, NULL),
+                    SB_FAILED_PRECONDITION);
+        rv.transaction_id = UINT64_C(1) << 62;
+        SB_CHECK_EQ(call("ReverseTransaction", &rv, &sharebuy__wallet__v1__reverse_transaction_response__descriptor,
+                         svc_tok, NULL, NULL),
+                    SB_NOT_FOUND);
+
+        /* The original shows its reversal. */
+        Sharebuy__Wallet__V1__GetTransactionRequest gt = SHAREBUY__WALLET__V1__GET_TRANSACTION_REQUEST__INIT;
+        gt.key_case = SHAREBUY__WALLET__V1__GET_TRANSACTION_REQUEST__KEY_IDEMPOTENCY_KEY;
+        gt.idempotency_key = k;
+        Sharebuy__Wallet__V1__Transaction *t;
+        SB_CHECK_EQ(call("GetTransaction", &gt, &sharebuy__wallet__v1__transaction__descriptor, admin_tok,
+                         (void **) &t, NULL),
+                    SB_OK);
+        SB_CHECK_EQ(t->reversed_by_transaction_id, rev_id);
+        free_msg(t);
+        verify(true);
+}
+
+/* N concurrent transfers draining one account: exactly as many succeed as the balance allows. */
+typedef struct drain_arg {
+        uint64_t from, to;
+        unsigned i;
+        atomic_int *ok, *refused;
+} drain_arg;
+
+static void *drain_thread(void *p) {
+        drain_arg *a = p;
+        char k[64];
+        snprintf(k, sizeof k, "drain-%u", a->i);
+        sb_status s = transfer(a->from, a->to, SP(3), k, NULL, NULL);
+        if (s == SB_OK)
+                atomic_fetch_add(a->ok, 1);
+        else if (s == SB_FAILED_PRECONDITION)
+                atomic_fetch_add(a->refused, 1);
+        else
+                fprintf(stderr, "drain: unexpected %s\n", sb_status_name(s));
+        return NULL;
+}
+
+static void test_concurrent_drain(void) {
+        enum { N = 40 };
+        uint64_t a = owner_id(21), b = owner_id(22);
+        char k[96];
+        open_member(a);
+        open_member(b);
+        key(k, sizeof k, "fund", 21);
+        fund_sp(a, SP(3) * 13 + SP(2), k); /* room for 13 transfers of 3 SP, 2 SP left */
+        pthread_t th[N];
+        drain_arg args[N];
+        atomic_int ok = 0, refused = 0;
+        for (unsigned i = 0; i < N; i++) {
+                args[i] = (drain_arg){a, b, i, &ok, &refused};
+                SB_CHECK_EQ(pthread_create(&th[i], NULL, drain_thread, &args[i]), 0);
+        }
+        for (unsigned i = 0; i < N; i++)
+                pthread_join(th[i], NULL);
+        SB_CHECK_EQ(atomic_load(&ok), 13);
+        SB_CHECK_EQ(atomic_load(&refused), N - 13);
+        SB_CHECK_EQ(sp_of(a), SP(2));
+        SB_CHECK_EQ(sp_of(b), SP(39));
+        verify(true);
+}
+
+/* The database drops the service's connections in the middle of a load: every acknowledged transaction is there
+ * once, none twice; verify passes. We kill the wallet's connections (KILL CONNECTION from the admin connection)
+ * rather than restarting the shared server, which would break tests running in parallel: for the service it is the
+ * same fault (its connection is gone mid-transaction, it reconnects). */
+typedef struct load_arg {
+        uint64_t member;
+        unsigned thread;
+        unsigned n;
+        atomic_int *acked;
+        atomic_bool *stop;
+} load_arg;
+
+static void *load_thread(void *p) {
+        load_arg *a = p;
+        for (unsigned i = 0; i < a->n; i++) {
+                char k[96];
+                snprintf(k, sizeof k, "t%" PRIu64 ":load:%u:%u", run_id, a->thread, i);
+                legbuf l = {0};
+                leg_system(&l, 4 /* CV_ISSUED */, -10000, 6);
+                leg_member(&l, a->member, 2, 10000, 6);
+                /* Retry with the same key until the outcome is known, as a client must. */
+                for (int attempt = 0; attempt < 50; attempt++) {
+                        sb_status s = post(k, &l, svc_tok, NULL, NULL, NULL);
+                        if (s == SB_OK) {
+                                atomic_fetch_add(a->acked, 1);
+                                break;
+                        }
+                        SB_CHECK(s == SB_UNAVAILABLE || s == SB_ABORTED || s == SB_DEADLINE_EXCEEDED ||
+                                 s == SB_INTERNAL);
+                        usleep(20000);
+                }
+        }
+        return NULL;
+}
+
+static void kill_wallet_connections(sb_db *admin) {
+        sb_db_stmt *s;
+        uint64_t ids[256];
+        size_t n = 0;
+        SB_CHECK_EQ(sb_db_prepare(admin, "SELECT id FROM information_schema.processlist WHERE user = 'sb_wallet'", &s),
+                    0);
+        SB_CHECK_EQ(sb_db_execute(s), 0);
+        while (sb_db_fetch(s) > 0) {
+                if (n < 256)
+                        SB_CHECK_EQ(sb_db_col_u64(s, 0, &ids[n++]), 0);
+        }
+        for (size_t i = 0; i < n; i++) {
+                char sql[64];
+                snprintf(sql, sizeof sql, "KILL CONNECTION %" PRIu64, ids[i]);
+                (void) sb_db_exec_text(admin, sql, strlen(sql)); /* it may have gone already */
+        }
+}
+
+static void test_db_connections_killed(void) {
+        enum { THREADS = 8, PER = 25 };
+        uint64_t m = owner_id(31);
+        open_member(m);
+        atomic_int acked = 0;
+        atomic_bool stop = false;
+        pthread_t th[THREADS];
+        load_arg args[THREADS];
+        for (unsigned i = 0; i < THREADS; i++) {
+                args[i] = (load_arg){m, i, PER, &acked, &stop};
+                SB_CHECK_EQ(pthread_create(&th[i], NULL, load_thread, &args[i]), 0);
+        }
+        sb_db *admin = sb_test_stack_admin_db(st);
+        for (int round = 0; round < 6; round++) {
+                usleep(80000);
+                kill_wallet_connections(admin);
+        }
+        for (unsigned i = 0; i < THREADS; i++)
+                pthread_join(th[i], NULL);
+        SB_CHECK_EQ(atomic_load(&acked), THREADS * PER);
+        /* Each key exactly once in the journal, and the balance is their sum. */
+        sb_db_stmt *s;
+        char like[64];
+        snprintf(like, sizeof like, "t%" PRIu64 ":load:%%", run_id);
+        SB_CHECK_EQ(sb_db_prepare(admin,
+                                  "SELECT COUNT(*), COUNT(DISTINCT idem_key) FROM sharebuy_wallet.transactions"
+                                  " WHERE scope = 'svc' AND idem_key LIKE ?",
+                                  &s),
+                    0);
+        SB_CHECK_EQ(sb_db_bind_str(s, 0, like), 0);
+        SB_CHECK_EQ(sb_db_execute(s), 0);
+        SB_CHECK_EQ(sb_db_fetch(s), 1);
+        int64_t n, distinct;
+        SB_CHECK_EQ(sb_db_col_i64(s, 0, &n), 0);
+        SB_CHECK_EQ(sb_db_col_i64(s, 1, &distinct), 0);
+        SB_CHECK_EQ(sb_db_fetch(s), 0);
+        SB_CHECK_EQ(n, THREADS * PER);
+        SB_CHECK_EQ(distinct, THREADS * PER);
+        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
+        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
+        o.id = m;
+        Sharebuy__Wallet__V1__GetBalancesRequest req = SHAREBUY__WALLET__V1__GET_BALANCES_REQUEST__INIT;
+        req.owner = &o;
+        Sharebuy__Wallet__V1__GetBalancesResponse *resp;
+        SB_CHECK_EQ(call("GetBalances", &req, &sharebuy__wallet__v1__get_balances_response__descriptor, admin_tok,
+                         (void **) &resp, NULL),
+                    SB_OK);
+        SB_CHECK_EQ(resp->cv_active_units, (int64_t) THREADS * PER * 10000);
+        free_msg(resp);
+        verify(true);
+}
+
+static void test_supply_and_prices(void) {
+        Sharebuy__Wallet__V1__GetSupplyRequest req = SHAREBUY__WALLET__V1__GET_SUPPLY_REQUEST__INIT;
+        Sharebuy__Wallet__V1__Supply *s;
+        SB_CHECK_EQ(call("GetSupply", &req, &sharebuy__wallet__v1__supply__descriptor, NULL, (void **) &s, NULL),
+                    SB_OK);
+        SB_CHECK(s->cap_sp_units > 0);
+        SB_CHECK_EQ(s->unreleased_sp_units + s->treasury_sp_units + s->held_sp_units + s->burned_sp_units,
+                    s->cap_sp_units);
+        free_msg(s);
+
+        /* Fix a far-future day's price (unique per run), twice: the first stands. */
+        char day[16], by[16];
+        unsigned y = 2100 + (unsigned) (run_id % 800);
+        snprintf(day, sizeof day, "%04u-01-02", y);
+        snprintf(by, sizeof by, "%04u-01-01", y);
+        Sharebuy__Wallet__V1__FixGuidePriceRequest fx = SHAREBUY__WALLET__V1__FIX_GUIDE_PRICE_REQUEST__INIT;
+        fx.business_day = day;
+        fx.fixed_by_airdrop_day = by;
+        Sharebuy__Wallet__V1__FixGuidePriceResponse *fr;
+        sb_status st1 = call("FixGuidePrice", &fx, &sharebuy__wallet__v1__fix_guide_price_response__descriptor,
+                             svc_tok, (void **) &fr, NULL);
+        SB_CHECK_EQ(st1, SB_OK);
+        int64_t price = fr->price->price_micro_yuan;
+        SB_CHECK(price > 0);
+        free_msg(fr);
+        SB_CHECK_EQ(call("FixGuidePrice", &fx, &sharebuy__wallet__v1__fix_guide_price_response__descriptor, svc_tok,
+                         (void **) &fr, NULL),
+                    SB_OK);
+        SB_CHECK(fr->replayed);
+        SB_CHECK_EQ(fr->price->price_micro_yuan, price);
+        free_msg(fr);
+        Sharebuy__Wallet__V1__GetGuidePriceRequest gp = SHAREBUY__WALLET__V1__GET_GUIDE_PRICE_REQUEST__INIT;
+        gp.business_day = day;
+        Sharebuy__Wallet__V1__GuidePrice *g;
+        SB_CHECK_EQ(call("GetGuidePrice", &gp, &sharebuy__wallet__v1__guide_price__descriptor, NULL, (void **) &g,
+                         NULL),
+                    SB_OK);
+        SB_CHECK_EQ(g->price_micro_yuan, price);
+        SB_CHECK(strcmp(g->fixed_by_airdrop_day, by) == 0);
+        free_msg(g);
+        gp.business_day = "2999-12-31";
+        SB_CHECK_EQ(call("GetGuidePrice", &gp, &sharebuy__wallet__v1__guide_price__descriptor, NULL, NULL, NULL),
+                    SB_NOT_FOUND);
+        gp.business_day = "2024-02-30";
+        SB_CHECK_EQ(call("GetGuidePrice", &gp, &sharebuy__wallet__v1__guide_price__descriptor, NULL, NULL, NULL),
+                    SB_INVALID_ARGUMENT);
+        /* A member may not fix prices. */
+        char mtok[SB_AUTH_TOKEN_MAX];
+        sb_test_stack_role_token(st, SB_ROLE_MEMBER, owner_id(1), 0, 0, 0, mtok);
+        SB_CHECK_EQ(call("FixGuidePrice", &fx, &sharebuy__wallet__v1__fix_guide_price_response__descriptor, mtok,
+                         NULL, NULL),
+                    SB_PERMISSION_DENIED);
+        verify(true);
+}
+
+/* Alters one entry by hand (and the balance with it, so only the hash can tell), then restores it. */
+static void test_tamper(void) {
+        uint64_t a = owner_id(41), b = owner_id(42);
+        char k[96];
+        open_member(a);
+        open_member(b);
+        key(k, sizeof k, "fund", 41);
+        fund_sp(a, SP(5), k);
+        verify(true);
+        sb_db *admin = sb_test_stack_admin_db(st);
+        char sql[512];
+        snprintf(sql, sizeof sql,
+                 "UPDATE sharebuy_wallet.entries e JOIN sharebuy_wallet.accounts a ON a.account_id = e.account_id"
+                 " JOIN sharebuy_wallet.balances b ON b.account_id = a.account_id"
+                 " SET e.amount = e.amount + 10000, b.balance = b.balance + 10000"
+                 " WHERE a.owner_kind = 1 AND a.owner_id = %" PRIu64 " AND a.asset = 3",
+                 a);
+        SB_CHECK_EQ(sb_db_exec_text(admin, sql, strlen(sql)), 0);
+        verify(false);
+        snprintf(sql, sizeof sql,
+                 "UPDATE sharebuy_wallet.entries e JOIN sharebuy_wallet.accounts a ON a.account_id = e.account_id"
+                 " JOIN sharebuy_wallet.balances b ON b.account_id = a.account_id"
+                 " SET e.amount = e.amount - 10000, b.balance = b.balance - 10000"
+                 " WHERE a.owner_kind = 1 AND a.owner_id = %" PRIu64 " AND a.asset = 3",
+                 a);
+        SB_CHECK_EQ(sb_db_exec_text(admin, sql, strlen(sql)), 0);
+        verify(true);
+}
+
+int main(int argc, char **argv) {
+        static const char *const services[] = {"wallet", NULL};
+        uint64_t r;
+        FILE *f = fopen("/dev/urandom", "rb");
+        SB_CHECK(f && fread(&r, sizeof r, 1, f) == 1);
+        fclose(f);
+        run_id = r % UINT64_C(1000000000000) + 1;
+
+        st = sb_test_stack_start(services);
+        cli = sb_test_stack_client(st, "wallet");
+        sb_test_stack_role_token(st, SB_ROLE_SERVICE, 0, 0, 0, 0, svc_tok);
+        sb_test_stack_role_token(st, SB_ROLE_ADMIN, 1, 0, 0, 0, admin_tok);
+
+        if (argc > 1 && strcmp(argv[1], "tamper") == 0) {
+                test_tamper();
+        } else {
+                test_post_and_bad_input();
+                test_transfer_and_reverse();
+                test_concurrent_drain();
+                test_db_connections_killed();
+                test_supply_and_prices();
+        }
+        sb_test_stack_free(st);
+        printf("ok\n");
+        return 0;
+}
