@@ -84,8 +84,11 @@ static sb_db *db_for(sb_call *call, sb_status *ret_fail) {
                 *ret_fail = sb_service_db_unavailable(call);
                 return NULL;
         }
+        /* The statement limit follows the deadline, rounded up to whole seconds: setting it costs a round trip
+         * whenever it changes, and the time left changes on every call. */
         int64_t left = sb_call_remaining_ms(call);
-        sb_db_set_statement_timeout_ms(db, left > 600000 ? 0 : (uint32_t) (left > 0 ? left : 1));
+        uint32_t limit_ms = left > 600000 ? 0 : (uint32_t) ((left + 999) / 1000 * 1000);
+        sb_db_set_statement_timeout_ms(db, left <= 0 ? 1 : limit_ms);
         wallet_state *st = state(call);
         if (!atomic_load(&st->genesis_done)) {
                 wallet_problem p = {0};
