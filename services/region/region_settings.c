@@ -398,7 +398,7 @@ static const char sql_head_lock[] = "SELECT revision FROM settings_head WHERE re
 static const char sql_head_set[] = "UPDATE settings_head SET revision = ? WHERE region_code = ?";
 static const char sql_latest[] =
         "SELECT revision, TO_DAYS(effective_day) - 719528, overrides, packs_set, packs FROM settings_version"
-        " WHERE region_code = ? ORDER BY revision DESC LIMIT 1";
+        " WHERE region_code = ? AND ? >= 0 ORDER BY revision DESC LIMIT 1"; /* the second parameter: see load_version */
 /* The newest version of every code (for the validation of codes below the one changed). */
 static const char sql_all_latest[] =
         "SELECT v.region_code, v.overrides, v.packs_set, v.packs FROM settings_version v"
