@@ -611,6 +611,41 @@ sb_auth_error sb_auth_verify(const sb_auth_verifier *v, const char *token, int64
         return SB_AUTH_OK;
 }
 
+int sb_auth_sign_bytes(const sb_auth_signer *s, const void *data, size_t len, unsigned char ret_sig[64]) {
+        unsigned char der[80];
+        size_t der_len = sizeof der;
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        if (!ctx)
+                return -ENOMEM;
+        int ok = EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, s->pkey) == 1 &&
+                 EVP_DigestSign(ctx, der, &der_len, data, len) == 1;
+        EVP_MD_CTX_free(ctx);
+        if (!ok)
+                return -EIO;
+        const unsigned char *dp = der;
+        ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &dp, (long)der_len);
+        if (!sig)
+                return -EIO;
+        unsigned char raw[64];
+        const BIGNUM *r = NULL, *sv = NULL;
+        ECDSA_SIG_get0(sig, &r, &sv);
+        ok = BN_bn2binpad(r, raw, 32) == 32 && BN_bn2binpad(sv, raw + 32, 32) == 32;
+        ECDSA_SIG_free(sig);
+        if (!ok)
+                return -EIO;
+        memcpy(ret_sig, raw, sizeof raw);
+        return 0;
+}
+
+bool sb_auth_verify_bytes(const sb_auth_verifier *v, const void *data, size_t len, const unsigned char sig[64]) {
+        if (!v)
+                return false;
+        for (size_t i = 0; i < v->n; i++)
+                if (verify_sig(v->keys[i].pkey, data, len, sig))
+                        return true;
+        return false;
+}
+
 const char *sb_auth_error_message(sb_auth_error e) {
         switch (e) {
         case SB_AUTH_OK:

@@ -102,6 +102,15 @@ int sb_auth_keygen(const char *private_pem_path, const char *public_pem_path, ch
  * "alg":"ES256","use":"sig"}]}), for GetPublicKeys and standard libraries. Returns the length or -ENOBUFS. */
 int sb_auth_verifier_jwks(const sb_auth_verifier *v, char *out, size_t out_n);
 
+/* Sign arbitrary bytes with the signer's key (ECDSA P-256, SHA-256): the raw 64-byte r || s goes into ret_sig. For
+ * compact signed formats other than JWT (identity's member codes); such a format must start with bytes no JWT
+ * signing input can start with, so a signature can never be taken for the other kind. Returns 0, -ENOMEM or -EIO.
+ * Thread-safe. */
+int sb_auth_sign_bytes(const sb_auth_signer *s, const void *data, size_t len, unsigned char ret_sig[64]);
+
+/* Whether sig (raw r || s) is a valid signature of data by any key of v. Thread-safe. */
+bool sb_auth_verify_bytes(const sb_auth_verifier *v, const void *data, size_t len, const unsigned char sig[64]);
+
 /* --- Passwords --- */
 
 #define SB_AUTH_HASH_MAX 128  /* room for an argon2id encoded hash and its NUL */
