@@ -1028,7 +1028,7 @@ sb_status region_get_centre_revision(sb_call *call, const ProtobufCMessage *req_
         int r = sb_db_prepare(db, sql_revision, &s);
         if (r == 0)
                 r = sb_db_execute(s);
-        while (r == 0 && (r = sb_db_fetch(s)) > 0)
+        while (r >= 0 && (r = sb_db_fetch(s)) > 0)
                 (void)sb_db_col_u64(s, 0, &resp->revision);
         if (r < 0)
                 return sb_service_db_fail(call, r, "reading the centre revision");

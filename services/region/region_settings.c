@@ -430,7 +430,7 @@ static int validate_all(sb_db *db, set_job *job, const overrides *after) {
         int r = sb_db_prepare(db, sql_all_latest, &s);
         if (r == 0)
                 r = sb_db_execute(s);
-        while (r == 0 && (r = sb_db_fetch(s)) > 0) {
+        while (r >= 0 && (r = sb_db_fetch(s)) > 0) {
                 if (n == DESCENDANTS_MAX)
                         continue;
                 char ov[4096] = "", pk[1024] = "";
@@ -698,7 +698,7 @@ sb_status region_list_settings_history(sb_call *call, const ProtobufCMessage *re
                 int r = sb_db_prepare(db, sql_area, &s);
                 if (r == 0 && (r = sb_db_bind_u64(s, 0, cl.centre_id)) == 0 && (r = sb_db_bind_u64(s, 1, cl.uid)) == 0)
                         r = sb_db_execute(s);
-                while (r == 0 && (r = sb_db_fetch(s)) > 0) {
+                while (r >= 0 && (r = sb_db_fetch(s)) > 0) {
                         (void)sb_db_col_str(s, 0, area, sizeof area);
                         (void)sb_db_col_i64(s, 1, &level);
                 }

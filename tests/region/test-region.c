@@ -770,6 +770,20 @@ static void test_centres(void) {
         EXPECT(SB_FAILED_PRECONDITION, call("SetRegionSettings", &sq.base,
                                             &sharebuy__region__v1__region_settings__descriptor, admin_tok, NULL));
         EXPECT_REASON("REASON_REVISION_MISMATCH");
+        /* With overrides stored: a province change is checked for the province and for its cities' own overrides
+         * (8400 + 500 + 800 + 300 fits the province; with the city's 900 the shares pass 100%). */
+        sq.expected_revision = 0;
+        sq.region_code = p;
+        v.key = "referral_sp_share_bp";
+        v.value = 8400;
+        EXPECT(SB_INVALID_ARGUMENT, call("SetRegionSettings", &sq.base,
+                                         &sharebuy__region__v1__region_settings__descriptor, admin_tok, NULL));
+        EXPECT_REASON("REASON_SETTINGS_INVALID");
+        SB_CHECK(strstr(message, city) != NULL);
+        v.key = "centre_sp_share_bp";
+        v.value = 9500;
+        EXPECT(SB_INVALID_ARGUMENT, call("SetRegionSettings", &sq.base,
+                                         &sharebuy__region__v1__region_settings__descriptor, admin_tok, NULL));
         /* A district inherits its city's override on the day it takes effect. */
         Sharebuy__Region__V1__GetRegionSettingsRequest gs = SHAREBUY__REGION__V1__GET_REGION_SETTINGS_REQUEST__INIT;
         gs.region_code = d2;
