@@ -14,8 +14,10 @@
 #include "economy.h"
 #include "sharebuy/wallet/v1/wallet.pb-c.h"
 #include "units.h"
+#include "wallet_airdrop.h"
 #include "wallet_ledger.h"
 #include "wallet_prices.h"
+#include "wallet_treasury.h"
 
 typedef struct wallet_state {
         wallet_ledger_cfg ledger;
@@ -751,12 +753,19 @@ static const sb_rpc_method wallet_methods[] = {
         {"ReverseTransaction", h_reverse_transaction},
         {"GetTransaction", h_get_transaction},
         {"GetBalances", h_get_balances},
+        {"ListStatement", wallet_h_list_statement},
         {"Transfer", h_transfer},
         {"GetGuidePrice", h_get_guide_price},
         {"ListGuidePrices", h_list_guide_prices},
         {"GetSupply", h_get_supply},
+        {"BuyDeposit", wallet_h_buy_deposit},
+        {"ConfirmPayment", wallet_h_confirm_payment},
+        {"CancelDepositPurchase", wallet_h_cancel_purchase},
+        {"GetDepositPurchase", wallet_h_get_purchase},
+        {"ListDepositPurchases", wallet_h_list_purchases},
         {"VerifyLedger", h_verify_ledger},
         {"FixGuidePrice", h_fix_guide_price},
+        {"ApplyAirdropChunk", wallet_h_apply_airdrop_chunk},
 };
 
 /* The economy's settings that the ledger uses; the rest keep economics.md's defaults for the validator. */

@@ -636,6 +636,218 @@ static void test_supply_and_prices(void) {
         verify(true);
 }
 
+static void open_owner(int kind, uint64_t id) {
+        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
+        o.kind = (Sharebuy__Common__V1__OwnerKind) kind;
+        o.id = id;
+        Sharebuy__Wallet__V1__OpenAccountsRequest req = SHAREBUY__WALLET__V1__OPEN_ACCOUNTS_REQUEST__INIT;
+        req.owner = &o;
+        SB_CHECK_EQ(call("OpenAccounts", &req, &sharebuy__wallet__v1__open_accounts_response__descriptor, svc_tok,
+                         NULL, NULL),
+                    SB_OK);
+}
+
+static sb_status buy(const char *tok, const char *k, bool by_sp, int64_t qty, bool validate,
+                     Sharebuy__Wallet__V1__BuyDepositResponse **ret, char *reason) {
+        Sharebuy__Wallet__V1__BuyDepositRequest req = SHAREBUY__WALLET__V1__BUY_DEPOSIT_REQUEST__INIT;
+        req.idempotency_key = (char *) k;
+        if (by_sp) {
+                req.quantity_case = SHAREBUY__WALLET__V1__BUY_DEPOSIT_REQUEST__QUANTITY_SP_UNITS;
+                req.sp_units = qty;
+        } else {
+                req.quantity_case = SHAREBUY__WALLET__V1__BUY_DEPOSIT_REQUEST__QUANTITY_AMOUNT_FEN;
+                req.amount_fen = qty;
+        }
+        req.validate_only = validate;
+        return call("BuyDeposit", &req, &sharebuy__wallet__v1__buy_deposit_response__descriptor, tok, (void **) ret,
+                    reason);
+}
+
+static sb_status confirm(uint64_t id, const char *ref, int64_t fen, Sharebuy__Wallet__V1__ConfirmPaymentResponse **ret,
+                         char *reason) {
+        Sharebuy__Wallet__V1__ConfirmPaymentRequest req = SHAREBUY__WALLET__V1__CONFIRM_PAYMENT_REQUEST__INIT;
+        req.purchase_id = id;
+        req.payment_reference = (char *) ref;
+        req.paid_fen = fen;
+        return call("ConfirmPayment", &req, &sharebuy__wallet__v1__confirm_payment_response__descriptor, svc_tok,
+                    (void **) ret, reason);
+}
+
+static void test_treasury(void) {
+        uint64_t m = owner_id(51), other = owner_id(52);
+        char k[96], reason[SB_RPC_REASON_MAX], mtok[SB_AUTH_TOKEN_MAX], otok[SB_AUTH_TOKEN_MAX];
+        open_owner(SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MERCHANT, m);
+        open_owner(SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MERCHANT, other);
+        sb_test_stack_role_token(st, SB_ROLE_MERCHANT_OWNER, 7, m, 0, 0, mtok);
+        sb_test_stack_role_token(st, SB_ROLE_MERCHANT_OWNER, 8, other, 0, 0, otok);
+        /* Stock the treasury from the unreleased SP (an admin's allocation; the shared ledger may have none). */
+        legbuf t = {0};
+        leg_system(&t, 1, -SP(5000), 21);
+        leg_system(&t, 2, SP(5000), 21);
+        key(k, sizeof k, "treasury", 0);
+        SB_CHECK_EQ(post(k, &t, svc_tok, NULL, NULL, NULL), SB_OK);
+
+        Sharebuy__Wallet__V1__BuyDepositResponse *br = NULL;
+        /* Too small: below the deposit minimum, with the smallest order named. */
+        SB_CHECK_EQ(buy(mtok, "o-small", true, 1, false, &br, reason), SB_FAILED_PRECONDITION);
+        SB_CHECK(strcmp(reason, "REASON_DEPOSIT_BELOW_MINIMUM") == 0);
+        SB_CHECK_EQ(buy(mtok, "o-zero", true, 0, false, &br, reason), SB_INVALID_ARGUMENT);
+        SB_CHECK_EQ(buy(mtok, "o-huge", false, INT64_MAX, false, &br, reason), SB_INVALID_ARGUMENT);
+        /* Priced without storing. */
+        SB_CHECK_EQ(buy(mtok, "o-1", false, 60000, true, &br, NULL), SB_OK);
+        SB_CHECK_EQ(br->purchase->purchase_id, 0);
+        SB_CHECK(br->purchase->deposit_after_value_fen >= br->deposit_min_fen);
+        free_msg(br);
+        SB_CHECK_EQ(buy(mtok, "o-1", false, 60000, false, &br, NULL), SB_OK);
+        uint64_t pid = br->purchase->purchase_id;
+        int64_t sp = br->purchase->sp_units, fen = br->purchase->amount_fen;
+        SB_CHECK(pid > 0 && sp > 0 && fen > 0 && fen <= 60000);
+        SB_CHECK_EQ(br->purchase->status, SHAREBUY__WALLET__V1__PURCHASE_STATUS__PURCHASE_STATUS_PENDING_PAYMENT);
+        free_msg(br);
+        SB_CHECK_EQ(buy(mtok, "o-1", false, 60000, false, &br, NULL), SB_OK);
+        SB_CHECK(br->replayed);
+        SB_CHECK_EQ(br->purchase->purchase_id, pid);
+        free_msg(br);
+        SB_CHECK_EQ(buy(mtok, "o-1", false, 70000, false, &br, reason), SB_ALREADY_EXISTS);
+        /* Another merchant sees nothing of it. */
+        Sharebuy__Wallet__V1__GetDepositPurchaseRequest g = SHAREBUY__WALLET__V1__GET_DEPOSIT_PURCHASE_REQUEST__INIT;
+        g.purchase_id = pid;
+        SB_CHECK_EQ(call("GetDepositPurchase", &g, &sharebuy__wallet__v1__deposit_purchase__descriptor, otok, NULL,
+                         NULL),
+                    SB_PERMISSION_DENIED);
+        /* Payment: the wrong amount, then the right one, then again. */
+        char ref[96];
+        key(ref, sizeof ref, "pay", 1);
+        Sharebuy__Wallet__V1__ConfirmPaymentResponse *cr = NULL;
+        SB_CHECK_EQ(confirm(pid, ref, fen + 1, &cr, reason), SB_FAILED_PRECONDITION);
+        SB_CHECK(strcmp(reason, "REASON_PAYMENT_MISMATCH") == 0);
+        SB_CHECK_EQ(confirm(pid, ref, fen, &cr, NULL), SB_OK);
+        SB_CHECK(!cr->replayed);
+        SB_CHECK_EQ(cr->purchase->status, SHAREBUY__WALLET__V1__PURCHASE_STATUS__PURCHASE_STATUS_PAID);
+        SB_CHECK(cr->purchase->transaction_id > 0);
+        free_msg(cr);
+        SB_CHECK_EQ(confirm(pid, ref, fen, &cr, NULL), SB_OK);
+        SB_CHECK(cr->replayed);
+        free_msg(cr);
+        Sharebuy__Wallet__V1__GetBalancesRequest gb = SHAREBUY__WALLET__V1__GET_BALANCES_REQUEST__INIT;
+        Sharebuy__Wallet__V1__GetBalancesResponse *bal;
+        SB_CHECK_EQ(call("GetBalances", &gb, &sharebuy__wallet__v1__get_balances_response__descriptor, mtok,
+                         (void **) &bal, NULL),
+                    SB_OK);
+        SB_CHECK_EQ(bal->sp_units, sp);
+        free_msg(bal);
+        /* A second order: paying it with the first one's reference is a reuse; cancel it; it stays cancelled. */
+        SB_CHECK_EQ(buy(mtok, "o-2", true, 10000, false, &br, NULL), SB_OK);
+        uint64_t pid2 = br->purchase->purchase_id;
+        int64_t fen2 = br->purchase->amount_fen;
+        free_msg(br);
+        SB_CHECK_EQ(confirm(pid2, ref, fen2, &cr, reason), SB_ALREADY_EXISTS);
+        Sharebuy__Wallet__V1__CancelDepositPurchaseRequest cx = SHAREBUY__WALLET__V1__CANCEL_DEPOSIT_PURCHASE_REQUEST__INIT;
+        cx.purchase_id = pid;
+        SB_CHECK_EQ(call("CancelDepositPurchase", &cx, &sharebuy__wallet__v1__deposit_purchase__descriptor, mtok, NULL,
+                         reason),
+                    SB_FAILED_PRECONDITION);
+        cx.purchase_id = pid2;
+        SB_CHECK_EQ(call("CancelDepositPurchase", &cx, &sharebuy__wallet__v1__deposit_purchase__descriptor, otok, NULL,
+                         NULL),
+                    SB_PERMISSION_DENIED);
+        Sharebuy__Wallet__V1__DepositPurchase *d;
+        SB_CHECK_EQ(call("CancelDepositPurchase", &cx, &sharebuy__wallet__v1__deposit_purchase__descriptor, mtok,
+                         (void **) &d, NULL),
+                    SB_OK);
+        SB_CHECK_EQ(d->status, SHAREBUY__WALLET__V1__PURCHASE_STATUS__PURCHASE_STATUS_CANCELLED);
+        free_msg(d);
+        key(ref, sizeof ref, "pay", 2);
+        SB_CHECK_EQ(confirm(pid2, ref, fen2, &cr, reason), SB_FAILED_PRECONDITION);
+        /* The merchant's orders, one per page. */
+        Sharebuy__Common__V1__PageRequest pg = SHAREBUY__COMMON__V1__PAGE_REQUEST__INIT;
+        pg.page_size = 1;
+        Sharebuy__Wallet__V1__ListDepositPurchasesRequest lr = SHAREBUY__WALLET__V1__LIST_DEPOSIT_PURCHASES_REQUEST__INIT;
+        lr.page = &pg;
+        Sharebuy__Wallet__V1__ListDepositPurchasesResponse *lp;
+        SB_CHECK_EQ(call("ListDepositPurchases", &lr, &sharebuy__wallet__v1__list_deposit_purchases_response__descriptor,
+                         mtok, (void **) &lp, NULL),
+                    SB_OK);
+        SB_CHECK_EQ(lp->n_purchases, 1);
+        SB_CHECK_EQ(lp->purchases[0]->purchase_id, pid2);
+        char tokbuf[128];
+        snprintf(tokbuf, sizeof tokbuf, "%s", lp->page->next_page_token);
+        free_msg(lp);
+        pg.page_token = tokbuf;
+        SB_CHECK_EQ(call("ListDepositPurchases", &lr, &sharebuy__wallet__v1__list_deposit_purchases_response__descriptor,
+                         mtok, (void **) &lp, NULL),
+                    SB_OK);
+        SB_CHECK_EQ(lp->n_purchases, 1);
+        SB_CHECK_EQ(lp->purchases[0]->purchase_id, pid);
+        SB_CHECK(strcmp(lp->page->next_page_token, "") == 0);
+        free_msg(lp);
+        verify(true);
+}
+
+/* A statement paged two entries at a time: every entry once, newest first. */
+static void test_statement(void) {
+        uint64_t a = owner_id(61), b = owner_id(62);
+        char k[96], mtok[SB_AUTH_TOKEN_MAX];
+        open_member(a);
+        open_member(b);
+        key(k, sizeof k, "fund", 61);
+        fund_sp(a, SP(10), k);
+        for (unsigned i = 0; i < 4; i++) {
+                char tk[32];
+                snprintf(tk, sizeof tk, "st-%u", i);
+                SB_CHECK_EQ(transfer(a, b, SP(1), tk, NULL, NULL), SB_OK);
+        }
+        sb_test_stack_role_token(st, SB_ROLE_MEMBER, a, 0, 0, 0, mtok);
+        Sharebuy__Common__V1__PageRequest pg = SHAREBUY__COMMON__V1__PAGE_REQUEST__INIT;
+        pg.page_size = 2;
+        Sharebuy__Wallet__V1__ListStatementRequest req = SHAREBUY__WALLET__V1__LIST_STATEMENT_REQUEST__INIT;
+        req.page = &pg;
+        char tokbuf[128] = "";
+        uint64_t last = UINT64_MAX;
+        unsigned seen = 0;
+        for (int page = 0; page < 10; page++) {
+                Sharebuy__Wallet__V1__ListStatementResponse *r;
+                SB_CHECK_EQ(call("ListStatement", &req, &sharebuy__wallet__v1__list_statement_response__descriptor, mtok,
+                                 (void **) &r, NULL),
+                            SB_OK);
+                for (size_t i = 0; i < r->n_entries; i++) {
+                        SB_CHECK(r->entries[i]->entry_id < last);
+                        last = r->entries[i]->entry_id;
+                        SB_CHECK(r->entries[i]->cause);
+                        seen++;
+                }
+                snprintf(tokbuf, sizeof tokbuf, "%s", r->page->next_page_token);
+                free_msg(r);
+                if (!*tokbuf)
+                        break;
+                pg.page_token = tokbuf;
+        }
+        SB_CHECK_EQ(seen, 5);
+        /* Bad tokens, another member's statement, a system account without ADMIN. */
+        pg.page_token = "s1.5.0000000000000000.1";
+        SB_CHECK_EQ(call("ListStatement", &req, &sharebuy__wallet__v1__list_statement_response__descriptor, mtok, NULL,
+                         NULL),
+                    SB_INVALID_ARGUMENT);
+        pg.page_token = "";
+        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
+        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
+        o.id = b;
+        req.subject_case = SHAREBUY__WALLET__V1__LIST_STATEMENT_REQUEST__SUBJECT_OWNER;
+        req.owner = &o;
+        SB_CHECK_EQ(call("ListStatement", &req, &sharebuy__wallet__v1__list_statement_response__descriptor, mtok, NULL,
+                         NULL),
+                    SB_PERMISSION_DENIED);
+        req.subject_case = SHAREBUY__WALLET__V1__LIST_STATEMENT_REQUEST__SUBJECT_SYSTEM;
+        req.system = SHAREBUY__COMMON__V1__SYSTEM_ACCOUNT__SYSTEM_ACCOUNT_SP_BURNED;
+        SB_CHECK_EQ(call("ListStatement", &req, &sharebuy__wallet__v1__list_statement_response__descriptor, mtok, NULL,
+                         NULL),
+                    SB_PERMISSION_DENIED);
+        SB_CHECK_EQ(call("ListStatement", &req, &sharebuy__wallet__v1__list_statement_response__descriptor, admin_tok,
+                         NULL, NULL),
+                    SB_OK);
+        verify(true);
+}
+
 /* Alters one entry by hand (and the balance with it, so only the hash can tell), then restores it. */
 static void test_tamper(void) {
         uint64_t a = owner_id(41), b = owner_id(42);
@@ -686,6 +898,8 @@ int main(int argc, char **argv) {
                 test_concurrent_drain();
                 test_db_connections_killed();
                 test_supply_and_prices();
+                test_treasury();
+                test_statement();
         }
         sb_test_stack_free(st);
         printf("ok\n");

@@ -1,0 +1,630 @@
+/* wallet_airdrop: ApplyAirdropChunk, the booking of one chunk of a day's airdrop (docs/airdrop.md).
+ *
+ * The airdrop service computes every account's share and CV cost (economy.h) and sends them in chunks of up to
+ * WALLET_AIRDROP_ALLOTMENTS_MAX accounts. This file books a chunk set-based, in ONE database transaction, as ordinary
+ * journal transactions of at most WALLET_AIRDROP_PER_TX accounts each (64 legs: the unreleased pool, the airdrop-spent
+ * account, and an SP and a CV leg per account), so that everything the ledger promises still holds and `sharebuyctl
+ * ledger verify` checks it like any other posting: each transaction balanced, hash-chained with wallet_chain_hash(),
+ * its request hash from wallet_request_hash(), every stored balance the sum of its entries.
+ *
+ * Why not wallet_ledger_post_in_tx() per transaction: it runs ~3 statements per leg, i.e. ~6 per account, which is
+ * minutes for a million accounts. Here a chunk is a fixed handful of statements whatever its size: the rows travel as
+ * one JSON parameter expanded by JSON_TABLE (sb_db binds at most SB_DB_PARAMS_MAX values per statement).
+ *
+ * All transactions of a chunk go on one hash chain (wallet_chain_of() of the chunk's key), so a chunk holds one
+ * chain head, not all 32, while it commits; accounts are locked in (owner kind, owner id, asset) order after the
+ * unreleased pool, then the hot shards, then the chain head — the ledger's global lock order. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sharebuy/wallet/v1/wallet.pb-c.h"
+#include "units.h"
+#include "wallet.h"
+#include "wallet_airdrop.h"
+
+#define WALLET_AIRDROP_ALLOTMENTS_MAX 20000
+/* (WALLET_LEGS_MAX − the two system legs) / two legs per account. */
+#define WALLET_AIRDROP_PER_TX ((WALLET_LEGS_MAX - 2) / 2)
+#define WALLET_AIRDROP_TX_MAX ((WALLET_AIRDROP_ALLOTMENTS_MAX + WALLET_AIRDROP_PER_TX - 1) / WALLET_AIRDROP_PER_TX)
+
+enum {
+        AD_REASON_SP = 15,      /* LEG_REASON_AIRDROP_SP */
+        AD_REASON_CV_COST = 16, /* LEG_REASON_AIRDROP_CV_COST */
+        AD_CAUSE = 7,           /* CAUSE_KIND_AIRDROP */
+};
+
+/* One allotment of the request with what the ledger knows of its accounts. */
+typedef struct ad_item {
+        int kind;
+        uint64_t owner;
+        int64_t sp, cost;
+        uint64_t sp_account, cv_account;
+        int64_t sp_balance, cv_balance; /* before the chunk, then after it */
+        bool found_sp, found_cv;
+} ad_item;
+
+/* A growable text buffer for the JSON parameters. Allocation failure aborts, as sb_call_alloc does. */
+typedef struct ad_buf {
+        char *p;
+        size_t len, cap;
+} ad_buf;
+
+static void buf_printf(ad_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void buf_printf(ad_buf *b, const char *fmt, ...) {
+        for (;;) {
+                va_list ap;
+                va_start(ap, fmt);
+                size_t room = b->cap - b->len;
+                int n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
+                va_end(ap);
+                if (n < 0)
+                        abort();
+                if ((size_t) n < room) {
+                        b->len += (size_t) n;
+                        return;
+                }
+                size_t cap = b->cap ? b->cap * 2 : 65536;
+                while (cap - b->len <= (size_t) n)
+                        cap *= 2;
+                char *p = realloc(b->p, cap);
+                if (!p)
+                        abort();
+                b->p = p;
+                b->cap = cap;
+        }
+}
+
+static void buf_reset(ad_buf *b) {
+        b->len = 0;
+        if (b->p)
+                b->p[0] = '\0';
+}
+
+typedef struct ad_ctx {
+        const wallet_ledger_cfg *cfg;
+        char day[WALLET_DAY_LEN + 1];
+        unsigned chunk_no;
+        int64_t price_micro;
+        int64_t now_ms;
+        ad_item *items; /* request order */
+        size_t n;
+        size_t *order;  /* item indices sorted by (kind, owner) */
+        size_t n_tx;
+        wallet_tx *tx;  /* scratch */
+        uint8_t (*request_hash)[WALLET_HASH_BYTES]; /* per transaction of the chunk */
+        uint64_t *tx_ids;
+        int64_t *unreleased_after; /* per transaction */
+        unsigned *shard;           /* per transaction: the airdrop-spent shard */
+        int64_t sp_total, cost_total;
+        ad_buf j1, j2;
+        bool replayed;
+        wallet_problem problem;
+} ad_ctx;
+
+static void problem_set(wallet_problem *p, wallet_problem_kind kind, const char *reason, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static void problem_set(wallet_problem *p, wallet_problem_kind kind, const char *reason, const char *fmt, ...) {
+        va_list ap;
+        p->kind = kind;
+        p->reason = reason;
+        va_start(ap, fmt);
+        vsnprintf(p->msg, sizeof p->msg, fmt, ap);
+        va_end(ap);
+}
+
+static const char *kind_word(int kind) {
+        return kind == WALLET_OWNER_MEMBER ? "member" : kind == WALLET_OWNER_MERCHANT ? "merchant" : "centre";
+}
+
+static void tx_key(const ad_ctx *c, size_t t, char out[WALLET_KEY_MAX + 1]) {
+        snprintf(out, WALLET_KEY_MAX + 1, "airdrop:%s:%06u:%04zu", c->day, c->chunk_no, t);
+}
+
+/* Fills c->tx with transaction t of the chunk as a caller names it (scope, key, cause, memo, legs), and with the
+ * ledger's side (account ids, shards, balances after) when `booked`. Returns 0 or -EINVAL (legs refused). */
+static int build_tx(ad_ctx *c, size_t t, bool booked) {
+        wallet_tx *tx = c->tx;
+        memset(tx, 0, sizeof *tx);
+        snprintf(tx->scope, sizeof tx->scope, "svc");
+        tx_key(c, t, tx->key);
+        tx->cause_kind = AD_CAUSE;
+        snprintf(tx->cause_ref, sizeof tx->cause_ref, "%s", c->day);
+        snprintf(tx->memo, sizeof tx->memo, "airdrop %s chunk %u part %zu at %" PRId64 " micro-yuan/SP", c->day,
+                 c->chunk_no, t, c->price_micro);
+        size_t lo = t * WALLET_AIRDROP_PER_TX, hi = lo + WALLET_AIRDROP_PER_TX;
+        if (hi > c->n)
+                hi = c->n;
+        int64_t sp = 0, cost = 0;
+        size_t k = 1;
+        for (size_t i = lo; i < hi; i++) {
+                const ad_item *it = &c->items[i];
+                if (sb_add_i64(sp, it->sp, &sp) < 0 || sb_add_i64(cost, it->cost, &cost) < 0)
+                        return -EINVAL;
+                wallet_leg *l = &tx->legs[k++];
+                l->ref = (wallet_account_ref){it->kind, it->owner, WALLET_ASSET_SP};
+                l->amount = it->sp;
+                l->reason = AD_REASON_SP;
+                if (booked) {
+                        l->account_id = it->sp_account;
+                        l->has_balance_after = true;
+                        l->balance_after = it->sp_balance;
+                }
+                l = &tx->legs[k++];
+                l->ref = (wallet_account_ref){it->kind, it->owner, WALLET_ASSET_CV_ACTIVE};
+                l->amount = -it->cost;
+                l->reason = AD_REASON_CV_COST;
+                if (booked) {
+                        l->account_id = it->cv_account;
+                        l->has_balance_after = true;
+                        l->balance_after = it->cv_balance;
+                }
+        }
+        wallet_leg *first = &tx->legs[0], *last = &tx->legs[k++];
+        first->ref = (wallet_account_ref){WALLET_OWNER_SYSTEM, WALLET_SYS_SP_UNRELEASED, 0};
+        first->amount = -sp;
+        first->reason = AD_REASON_SP;
+        last->ref = (wallet_account_ref){WALLET_OWNER_SYSTEM, WALLET_SYS_CV_AIRDROP_SPENT, 0};
+        last->amount = cost;
+        last->reason = AD_REASON_CV_COST;
+        tx->n_legs = k;
+        char why[256];
+        if (wallet_legs_check(tx->legs, tx->n_legs, false, 0, why, sizeof why) < 0) {
+                problem_set(&c->problem, WALLET_P_INVALID, "REASON_AMOUNT_OUT_OF_RANGE", "chunk part %zu: %s", t, why);
+                return -EINVAL;
+        }
+        if (booked) {
+                first->account_id = WALLET_SYS_SP_UNRELEASED;
+                first->has_balance_after = true;
+                first->balance_after = c->unreleased_after[t];
+                last->account_id = WALLET_SYS_CV_AIRDROP_SPENT;
+                last->shard = c->shard[t];
+        }
+        return 0;
+}
+
+#define TRY(x)                                                                                                       \
+        do {                                                                                                         \
+                int r_ = (x);                                                                                        \
+                if (r_ < 0)                                                                                          \
+                        return r_;                                                                                   \
+        } while (0)
+
+static int drain(sb_db_stmt *s) {
+        int r;
+        while ((r = sb_db_fetch(s)) > 0)
+                ;
+        return r;
+}
+
+/* The chunk's transactions already in the journal: 0 with c->replayed when they are exactly this request's,
+ * -ENOENT when there are none, WALLET_EREFUSED (EXISTS) when they were booked from other allotments. */
+static int find_booked(sb_db *db, ad_ctx *c) {
+        char like[WALLET_KEY_MAX + 1];
+        snprintf(like, sizeof like, "airdrop:%s:%06u:%%", c->day, c->chunk_no);
+        sb_db_stmt *s;
+        TRY(sb_db_prepare(db,
+                          "SELECT idem_key, tx_id, request_hash FROM transactions"
+                          " WHERE scope = 'svc' AND idem_key LIKE ? ORDER BY idem_key",
+                          &s));
+        TRY(sb_db_bind_str(s, 0, like));
+        TRY(sb_db_execute(s));
+        size_t rows = 0;
+        bool same = true;
+        int r;
+        while ((r = sb_db_fetch(s)) > 0) {
+                char key[WALLET_KEY_MAX + 1], want[WALLET_KEY_MAX + 1];
+                uint8_t h[WALLET_HASH_BYTES];
+                uint64_t id;
+                TRY(sb_db_col_str(s, 0, key, sizeof key));
+                TRY(sb_db_col_u64(s, 1, &id));
+                if (sb_db_col_blob(s, 2, h, sizeof h) != WALLET_HASH_BYTES)
+                        return -EIO;
+                if (rows < c->n_tx) {
+                        tx_key(c, rows, want);
+                        if (strcmp(key, want) != 0 || memcmp(h, c->request_hash[rows], sizeof h) != 0)
+                                same = false;
+                        else
+                                c->tx_ids[rows] = id;
+                }
+                rows++;
+        }
+        if (r < 0)
+                return r;
+        if (rows == 0)
+                return -ENOENT;
+        if (!same || rows != c->n_tx) {
+                problem_set(&c->problem, WALLET_P_EXISTS, "REASON_IDEMPOTENCY_KEY_REUSED",
+                            "airdrop chunk %u of %s was already booked with other allotments", c->chunk_no, c->day);
+                return WALLET_EREFUSED;
+        }
+        c->replayed = true;
+        return 0;
+}
+
+
+/* Locks and reads the SP and active CV accounts of every owner of the chunk (one statement). */
+static int lock_holders(sb_db *db, ad_ctx *c) {
+        buf_reset(&c->j1);
+        buf_printf(&c->j1, "[");
+        for (size_t k = 0; k < c->n; k++) {
+                const ad_item *it = &c->items[c->order[k]];
+                buf_printf(&c->j1, "%s[%zu,%d,%" PRIu64 "]", k ? "," : "", c->order[k], it->kind, it->owner);
+        }
+        buf_printf(&c->j1, "]");
+        sb_db_stmt *s;
+        TRY(sb_db_prepare(db,
+                          "SELECT j.i, a.asset, a.account_id, b.balance FROM JSON_TABLE(?, '$[*]' COLUMNS ("
+                          " ord FOR ORDINALITY, i INT UNSIGNED PATH '$[0]', k TINYINT UNSIGNED PATH '$[1]',"
+                          " o BIGINT UNSIGNED PATH '$[2]')) AS j"
+                          " STRAIGHT_JOIN accounts a ON a.owner_kind = j.k AND a.owner_id = j.o AND a.asset IN (2, 3)"
+                          " STRAIGHT_JOIN balances b ON b.account_id = a.account_id AND b.shard = 0"
+                          " ORDER BY j.ord, a.asset FOR UPDATE",
+                          &s));
+        TRY(sb_db_bind_strn(s, 0, c->j1.p, c->j1.len));
+        TRY(sb_db_execute(s));
+        int r;
+        while ((r = sb_db_fetch(s)) > 0) {
+                uint64_t i, id;
+                int64_t asset, bal;
+                TRY(sb_db_col_u64(s, 0, &i));
+                TRY(sb_db_col_i64(s, 1, &asset));
+                TRY(sb_db_col_u64(s, 2, &id));
+                TRY(sb_db_col_i64(s, 3, &bal));
+                if (i >= c->n)
+                        return -EIO;
+                ad_item *it = &c->items[i];
+                if (asset == WALLET_ASSET_SP) {
+                        it->sp_account = id;
+                        it->sp_balance = bal;
+                        it->found_sp = true;
+                } else {
+                        it->cv_account = id;
+                        it->cv_balance = bal;
+                        it->found_cv = true;
+                }
+        }
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < c->n; k++) {
+                ad_item *it = &c->items[c->order[k]];
+                if (!it->found_sp || !it->found_cv) {
+                        problem_set(&c->problem, WALLET_P_NOT_FOUND, "REASON_ACCOUNT_UNKNOWN",
+                                    "the %s %" PRIu64 " has no ledger accounts", kind_word(it->kind), it->owner);
+                        return WALLET_EREFUSED;
+                }
+                if (it->cv_balance < it->cost) {
+                        problem_set(&c->problem, WALLET_P_PRECONDITION, "REASON_INSUFFICIENT_BALANCE",
+                                    "the %s %" PRIu64 " CV_ACTIVE account holds %" PRId64 " units, less than the %" PRId64
+                                    " its airdrop share costs",
+                                    kind_word(it->kind), it->owner, it->cv_balance, it->cost);
+                        return WALLET_EREFUSED;
+                }
+                int64_t sp_after;
+                if (sb_add_i64(it->sp_balance, it->sp, &sp_after) < 0) {
+                        problem_set(&c->problem, WALLET_P_PRECONDITION, "REASON_AMOUNT_OUT_OF_RANGE",
+                                    "the %s %" PRIu64 " SP account would overflow", kind_word(it->kind), it->owner);
+                        return WALLET_EREFUSED;
+                }
+                it->sp_balance = sp_after;
+                it->cv_balance -= it->cost;
+        }
+        return 0;
+}
+
+static void hex(const uint8_t h[WALLET_HASH_BYTES], char out[2 * WALLET_HASH_BYTES + 1]) {
+        wallet_hash_hex(h, out);
+}
+
+static int book(sb_db *db, ad_ctx *c) {
+        sb_db_stmt *s;
+        int r;
+        /* 1. The unreleased pool: a single row, first in the global lock order. */
+        TRY(sb_db_prepare(db, "SELECT balance FROM balances WHERE account_id = 1 AND shard = 0 FOR UPDATE", &s));
+        TRY(sb_db_execute(s));
+        int64_t unreleased = 0;
+        if ((r = sb_db_fetch(s)) <= 0)
+                return r < 0 ? r : -EIO;
+        TRY(sb_db_col_i64(s, 0, &unreleased));
+        TRY(drain(s));
+        if (unreleased < c->sp_total) {
+                problem_set(&c->problem, WALLET_P_PRECONDITION, "REASON_INSUFFICIENT_BALANCE",
+                            "the system account SP_UNRELEASED holds %" PRId64 " units, less than the %" PRId64
+                            " this chunk releases",
+                            unreleased, c->sp_total);
+                return WALLET_EREFUSED;
+        }
+        /* 2. The holders. */
+        TRY(lock_holders(db, c));
+        int64_t running = unreleased;
+        for (size_t t = 0; t < c->n_tx; t++) {
+                size_t lo = t * WALLET_AIRDROP_PER_TX, hi = lo + WALLET_AIRDROP_PER_TX;
+                if (hi > c->n)
+                        hi = c->n;
+                for (size_t i = lo; i < hi; i++)
+                        running -= c->items[i].sp;
+                c->unreleased_after[t] = running;
+        }
+        /* 3. The chain head of the chunk. */
+        char chunk_key[WALLET_KEY_MAX + 1];
+        snprintf(chunk_key, sizeof chunk_key, "airdrop:%s:%06u", c->day, c->chunk_no);
+        unsigned part = wallet_chain_of("svc", chunk_key, WALLET_CHAINS);
+        TRY(sb_db_prepare(db, "SELECT chain_seq, chain_hash FROM chain_heads WHERE chain_part = ? FOR UPDATE", &s));
+        TRY(sb_db_bind_u64(s, 0, part));
+        TRY(sb_db_execute(s));
+        if ((r = sb_db_fetch(s)) <= 0)
+                return r < 0 ? r : -EIO;
+        uint64_t seq;
+        uint8_t prev[WALLET_HASH_BYTES];
+        TRY(sb_db_col_u64(s, 0, &seq));
+        if (sb_db_col_blob(s, 1, prev, sizeof prev) != WALLET_HASH_BYTES)
+                return -EIO;
+        TRY(drain(s));
+
+        /* 4. The journal rows, hashed in chain order. */
+        char business_day[WALLET_DAY_LEN + 1];
+        if (wallet_business_day(c->now_ms, c->cfg->utc_offset_min, c->cfg->cutoff_min, business_day) < 0)
+                return -EINVAL;
+        buf_reset(&c->j1);
+        buf_printf(&c->j1, "[");
+        for (size_t t = 0; t < c->n_tx; t++) {
+                if (build_tx(c, t, true) < 0)
+                        return WALLET_EREFUSED;
+                wallet_tx *tx = c->tx;
+                tx->posted_ms = c->now_ms;
+                memcpy(tx->business_day, business_day, sizeof business_day);
+                tx->chain_part = part;
+                tx->chain_seq = seq + 1 + t;
+                memcpy(tx->prev_hash, prev, sizeof prev);
+                wallet_chain_hash(tx, tx->chain_hash);
+                memcpy(prev, tx->chain_hash, sizeof prev);
+                char rh[2 * WALLET_HASH_BYTES + 1], ph[2 * WALLET_HASH_BYTES + 1], ch[2 * WALLET_HASH_BYTES + 1];
+                hex(c->request_hash[t], rh);
+                hex(tx->prev_hash, ph);
+                hex(tx->chain_hash, ch);
+                buf_printf(&c->j1, "%s[\"%s\",\"%s\",%" PRIu64 ",\"%s\",\"%s\",\"%s\"]", t ? "," : "", tx->key, rh,
+                           tx->chain_seq, ph, ch, tx->memo);
+        }
+        buf_printf(&c->j1, "]");
+        TRY(sb_db_prepare(db,
+                          "INSERT INTO transactions (scope, idem_key, request_hash, cause_kind, cause_ref,"
+                          " cause_merchant, memo, posted_ms, business_day, reverses_tx_id, chain_part, chain_seq,"
+                          " prev_hash, chain_hash)"
+                          " SELECT 'svc', j.k, UNHEX(j.rh), 7, ?, 0, j.memo, ?, ?, NULL, ?, j.seq, UNHEX(j.ph),"
+                          " UNHEX(j.ch) FROM JSON_TABLE(?, '$[*]' COLUMNS (ord FOR ORDINALITY,"
+                          " k VARCHAR(64) PATH '$[0]', rh CHAR(64) PATH '$[1]', seq BIGINT UNSIGNED PATH '$[2]',"
+                          " ph CHAR(64) PATH '$[3]', ch CHAR(64) PATH '$[4]', memo VARCHAR(200) PATH '$[5]')) AS j"
+                          " ORDER BY j.ord",
+                          &s));
+        TRY(sb_db_bind_str(s, 0, c->day));
+        TRY(sb_db_bind_i64(s, 1, c->now_ms));
+        TRY(sb_db_bind_str(s, 2, business_day));
+        TRY(sb_db_bind_u64(s, 3, part));
+        TRY(sb_db_bind_strn(s, 4, c->j1.p, c->j1.len));
+        TRY(sb_db_execute(s));
+        if (sb_db_affected_rows(s) != c->n_tx)
+                return -EIO;
+        /* The ids the journal gave them (not necessarily consecutive under interleaved auto-increment). */
+        r = find_booked(db, c);
+        if (r < 0)
+                return r == -ENOENT ? -EIO : r;
+        c->replayed = false;
+
+        /* 5. The entries, in leg order (the chain hash covers them in entry_id order). */
+        buf_reset(&c->j2);
+        buf_printf(&c->j2, "[");
+        bool first = true;
+        for (size_t t = 0; t < c->n_tx; t++) {
+                if (build_tx(c, t, true) < 0)
+                        return WALLET_EREFUSED;
+                for (size_t k = 0; k < c->tx->n_legs; k++) {
+                        const wallet_leg *l = &c->tx->legs[k];
+                        buf_printf(&c->j2, "%s[%" PRIu64 ",%" PRIu64 ",%u,%d,%" PRId64 ",%d,%" PRId64 ",%d]",
+                                   first ? "" : ",", c->tx_ids[t], l->account_id, l->shard, l->ref.asset, l->amount,
+                                   l->has_balance_after ? 1 : 0, l->has_balance_after ? l->balance_after : 0,
+                                   l->reason);
+                        first = false;
+                }
+        }
+        buf_printf(&c->j2, "]");
+        TRY(sb_db_prepare(db,
+                          "INSERT INTO entries (tx_id, account_id, shard, asset, amount, balance_after, reason)"
+                          " SELECT j.t, j.a, j.s, j.asset, j.amount, IF(j.hb = 1, j.ba, NULL), j.reason"
+                          " FROM JSON_TABLE(?, '$[*]' COLUMNS (ord FOR ORDINALITY, t BIGINT UNSIGNED PATH '$[0]',"
+                          " a BIGINT UNSIGNED PATH '$[1]', s SMALLINT UNSIGNED PATH '$[2]',"
+                          " asset TINYINT UNSIGNED PATH '$[3]', amount BIGINT PATH '$[4]', hb TINYINT PATH '$[5]',"
+                          " ba BIGINT PATH '$[6]', reason TINYINT UNSIGNED PATH '$[7]')) AS j ORDER BY j.ord",
+                          &s));
+        TRY(sb_db_bind_strn(s, 0, c->j2.p, c->j2.len));
+        TRY(sb_db_execute(s));
+
+        /* 6. The balances: holders and the pool set to their new values, the spent shards added to. */
+        buf_reset(&c->j1);
+        buf_printf(&c->j1, "[[1,%" PRId64 "]", running);
+        for (size_t i = 0; i < c->n; i++) {
+                const ad_item *it = &c->items[i];
+                buf_printf(&c->j1, ",[%" PRIu64 ",%" PRId64 "],[%" PRIu64 ",%" PRId64 "]", it->sp_account,
+                           it->sp_balance, it->cv_account, it->cv_balance);
+        }
+        buf_printf(&c->j1, "]");
+        TRY(sb_db_prepare(db,
+                          "UPDATE balances b JOIN JSON_TABLE(?, '$[*]' COLUMNS (a BIGINT UNSIGNED PATH '$[0]',"
+                          " v BIGINT PATH '$[1]')) AS j ON b.account_id = j.a AND b.shard = 0"
+                          " SET b.balance = j.v, b.updated_ms = ?",
+                          &s));
+        TRY(sb_db_bind_strn(s, 0, c->j1.p, c->j1.len));
+        TRY(sb_db_bind_i64(s, 1, c->now_ms));
+        TRY(sb_db_execute(s));
+        int64_t per_shard[WALLET_HOT_SHARDS] = {0};
+        for (size_t t = 0; t < c->n_tx; t++) {
+                size_t lo = t * WALLET_AIRDROP_PER_TX, hi = lo + WALLET_AIRDROP_PER_TX;
+                if (hi > c->n)
+                        hi = c->n;
+                for (size_t i = lo; i < hi; i++)
+                        per_shard[c->shard[t]] += c->items[i].cost;
+        }
+        buf_reset(&c->j1);
+        buf_printf(&c->j1, "[");
+        first = true;
+        for (unsigned sh = 0; sh < WALLET_HOT_SHARDS; sh++) {
+                if (!per_shard[sh])
+                        continue;
+                buf_printf(&c->j1, "%s[%u,%" PRId64 "]", first ? "" : ",", sh, per_shard[sh]);
+                first = false;
+        }
+        buf_printf(&c->j1, "]");
+        TRY(sb_db_prepare(db,
+                          "UPDATE balances b JOIN JSON_TABLE(?, '$[*]' COLUMNS (s SMALLINT UNSIGNED PATH '$[0]',"
+                          " v BIGINT PATH '$[1]')) AS j ON b.account_id = 5 AND b.shard = j.s"
+                          " SET b.balance = b.balance + j.v, b.updated_ms = ?",
+                          &s));
+        TRY(sb_db_bind_strn(s, 0, c->j1.p, c->j1.len));
+        TRY(sb_db_bind_i64(s, 1, c->now_ms));
+        TRY(sb_db_execute(s));
+
+        /* 7. The chain head. */
+        TRY(sb_db_prepare(db, "UPDATE chain_heads SET chain_seq = ?, chain_hash = ? WHERE chain_part = ?", &s));
+        TRY(sb_db_bind_u64(s, 0, seq + c->n_tx));
+        TRY(sb_db_bind_blob(s, 1, prev, sizeof prev));
+        TRY(sb_db_bind_u64(s, 2, part));
+        TRY(sb_db_execute(s));
+        return 0;
+}
+
+static int apply_fn(sb_db *db, void *arg) {
+        ad_ctx *c = arg;
+        c->problem.kind = WALLET_P_NONE;
+        c->replayed = false;
+        for (size_t i = 0; i < c->n; i++)
+                c->items[i].found_sp = c->items[i].found_cv = false;
+        int r = find_booked(db, c);
+        if (r != -ENOENT)
+                return r;
+        return book(db, c);
+}
+
+static int cmp_owner(const void *a, const void *b, void *arg) {
+        const ad_item *items = arg;
+        const ad_item *x = &items[*(const size_t *) a], *y = &items[*(const size_t *) b];
+        if (x->kind != y->kind)
+                return x->kind < y->kind ? -1 : 1;
+        if (x->owner != y->owner)
+                return x->owner < y->owner ? -1 : 1;
+        return 0;
+}
+
+static void ctx_free(ad_ctx *c) {
+        free(c->items);
+        free(c->order);
+        free(c->tx);
+        free(c->request_hash);
+        free(c->tx_ids);
+        free(c->unreleased_after);
+        free(c->shard);
+        free(c->j1.p);
+        free(c->j2.p);
+}
+
+sb_status wallet_h_apply_airdrop_chunk(sb_call *call, const ProtobufCMessage *req_, ProtobufCMessage *resp_) {
+        const Sharebuy__Wallet__V1__ApplyAirdropChunkRequest *req = (const void *) req_;
+        Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *resp = (void *) resp_;
+        sb_status st;
+        if ((st = sb_service_auth(call, SB_ROLES(SB_ROLE_SERVICE), NULL)) != SB_OK)
+                return st;
+        if (!wallet_day_valid(req->business_day))
+                return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_FIELD_INVALID",
+                                           "business_day: \"YYYY-MM-DD\"");
+        if (req->n_allotments == 0 || req->n_allotments > WALLET_AIRDROP_ALLOTMENTS_MAX)
+                return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_FIELD_INVALID",
+                                           "allotments: 1..%d per chunk, got %zu", WALLET_AIRDROP_ALLOTMENTS_MAX,
+                                           req->n_allotments);
+        if (req->chunk_no > 999999 || req->price_micro_yuan <= 0)
+                return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_FIELD_INVALID",
+                                           "chunk_no must be below 1 000 000 and price_micro_yuan positive");
+
+        ad_ctx c = {.cfg = wallet_call_ledger(call), .chunk_no = req->chunk_no, .price_micro = req->price_micro_yuan,
+                    .now_ms = wallet_now_ms(), .n = req->n_allotments};
+        snprintf(c.day, sizeof c.day, "%s", req->business_day);
+        c.n_tx = (c.n + WALLET_AIRDROP_PER_TX - 1) / WALLET_AIRDROP_PER_TX;
+        c.items = calloc(c.n, sizeof *c.items);
+        c.order = calloc(c.n, sizeof *c.order);
+        c.tx = calloc(1, sizeof *c.tx);
+        c.request_hash = calloc(c.n_tx, sizeof *c.request_hash);
+        c.tx_ids = calloc(c.n_tx, sizeof *c.tx_ids);
+        c.unreleased_after = calloc(c.n_tx, sizeof *c.unreleased_after);
+        c.shard = calloc(c.n_tx, sizeof *c.shard);
+        if (!c.items || !c.order || !c.tx || !c.request_hash || !c.tx_ids || !c.unreleased_after || !c.shard)
+                abort();
+        for (size_t i = 0; i < c.n; i++) {
+                const Sharebuy__Wallet__V1__AirdropAllotment *a = req->allotments[i];
+                ad_item *it = &c.items[i];
+                if (!a->owner || a->owner->kind < 1 || a->owner->kind > 3 || a->owner->id == 0) {
+                        ctx_free(&c);
+                        return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_FIELD_INVALID",
+                                                   "allotment %zu: owner kind and id are required", i);
+                }
+                if (a->sp_units <= 0 || a->sp_units > WALLET_AMOUNT_MAX || a->cv_cost_units <= 0 ||
+                    a->cv_cost_units > WALLET_AMOUNT_MAX) {
+                        ctx_free(&c);
+                        return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_AMOUNT_OUT_OF_RANGE",
+                                                   "allotment %zu: sp_units and cv_cost_units must be 1..10^15", i);
+                }
+                it->kind = (int) a->owner->kind;
+                it->owner = a->owner->id;
+                it->sp = a->sp_units;
+                it->cost = a->cv_cost_units;
+                if (sb_add_i64(c.sp_total, it->sp, &c.sp_total) < 0 ||
+                    sb_add_i64(c.cost_total, it->cost, &c.cost_total) < 0) {
+                        ctx_free(&c);
+                        return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_AMOUNT_OUT_OF_RANGE",
+                                                   "the chunk's total overflows");
+                }
+                c.order[i] = i;
+        }
+        qsort_r(c.order, c.n, sizeof *c.order, cmp_owner, c.items);
+        for (size_t k = 1; k < c.n; k++) {
+                if (cmp_owner(&c.order[k - 1], &c.order[k], c.items) == 0) {
+                        const ad_item *it = &c.items[c.order[k]];
+                        ctx_free(&c);
+                        return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_FIELD_INVALID",
+                                                   "the %s %" PRIu64 " appears twice in the chunk",
+                                                   kind_word(it->kind), it->owner);
+                }
+        }
+        /* The request hashes and shards depend only on the request: computed once, compared on a replay. */
+        for (size_t t = 0; t < c.n_tx; t++) {
+                if (build_tx(&c, t, false) < 0) {
+                        st = sb_call_fail_reason(call, SB_INVALID_ARGUMENT, c.problem.reason, "%s", c.problem.msg);
+                        ctx_free(&c);
+                        return st;
+                }
+                wallet_request_hash(c.tx, c.request_hash[t]);
+                c.shard[t] = wallet_shard_of(c.tx->scope, c.tx->key, WALLET_HOT_SHARDS);
+        }
+
+        sb_db *db = wallet_call_db(call, &st);
+        if (!db) {
+                ctx_free(&c);
+                return st;
+        }
+        int r = sb_db_tx(db, apply_fn, &c);
+        if (r == -EEXIST) /* the same chunk booked concurrently: it is there now, so this is a replay */
+                r = sb_db_tx(db, apply_fn, &c);
+        if (r < 0) {
+                st = wallet_fail_store(call, r, &c.problem, "booking the airdrop chunk");
+                ctx_free(&c);
+                return st;
+        }
+        resp->n_transaction_ids = c.n;
+        resp->transaction_ids = sb_call_alloc(call, c.n * sizeof *resp->transaction_ids);
+        for (size_t i = 0; i < c.n; i++)
+                resp->transaction_ids[i] = c.tx_ids[i / WALLET_AIRDROP_PER_TX];
+        resp->sp_units = c.sp_total;
+        resp->cv_cost_units = c.cost_total;
+        resp->replayed = c.replayed;
+        ctx_free(&c);
+        return SB_OK;
+}
