@@ -1,0 +1,197 @@
+/* The merchant service's internals shared by its files: state, rows, the store, calls to other services. Not a
+ * public interface: only services/merchant includes it. */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "economy.h"
+#include "merchant.h"
+#include "merchant_util.h"
+#include "sharebuy/identity/v1/identity.pb-c.h"
+#include "sharebuy/merchant/v1/merchant.pb-c.h"
+#include "sharebuy/region/v1/region.pb-c.h"
+#include "sharebuy/wallet/v1/wallet.pb-c.h"
+
+/* Merchant states, numbered as sharebuy.merchant.v1.MerchantStatus (and stored so). */
+enum {
+        MERCHANT_PENDING = 1,
+        MERCHANT_APPROVED = 2,
+        MERCHANT_REJECTED = 3,
+        MERCHANT_SUSPENDED = 4,
+};
+
+/* Sale and void states as stored. */
+enum {
+        MERCHANT_SALE_PENDING = 1,
+        MERCHANT_SALE_RECORDED = 2,
+        MERCHANT_VOID_NONE = 0,
+        MERCHANT_VOID_PENDING = 1,
+        MERCHANT_VOID_DONE = 2,
+};
+
+/* Limits on what clients send. */
+#define MERCHANT_NAME_MAX_CHARS 64
+#define MERCHANT_ADDRESS_MAX_CHARS 200
+#define MERCHANT_CONTACT_MAX_CHARS 64
+#define MERCHANT_REASON_MAX_CHARS 200
+#define MERCHANT_CODE_MAX_BYTES 512       /* a member code as scanned */
+#define MERCHANT_REFERRAL_CODE_MAX 32
+#define MERCHANT_PAGE_TOKEN_MAX 200
+#define MERCHANT_NEARBY_RADIUS_MAX_M 50000
+#define MERCHANT_NEARBY_CANDIDATES_MAX 2000 /* rows a nearby search reads from its bounding box */
+#define MERCHANT_CLOCK_SKEW_MS 60000       /* how far in the future a terminal's capture time may lie */
+#define MERCHANT_PEER_DEADLINE_MS 5000
+
+/* Settings of a district for one business day: the economy's rules and the few values the economy library does not
+ * hold. Region settings take effect only at a business day's start, so (district, day) → settings never changes
+ * and is cached without expiry. */
+typedef struct merchant_settings {
+        sb_econ_settings econ;
+        int64_t deposit_warning_fen;
+        int64_t sale_max_spend_fen;
+        int64_t offline_grace_ms;
+} merchant_settings;
+
+#define MERCHANT_SETTINGS_CACHE 64
+#define MERCHANT_CENTRE_CACHE 256
+
+typedef struct merchant_settings_slot {
+        char district[7];
+        char day[MERCHANT_DAY_LEN + 1];
+        merchant_settings s;
+} merchant_settings_slot;
+
+typedef struct merchant_centre_slot {
+        char district[7];
+        uint64_t centre_id, parent_id;
+} merchant_centre_slot;
+
+typedef struct merchant_state {
+        int utc_offset_min, cutoff_min;
+        int64_t test_delay_after_post_ms; /* tests only: a pause between posting a sale and storing it */
+        int64_t centre_poll_ms;
+        pthread_mutex_t mu; /* guards everything below */
+        merchant_settings_slot settings[MERCHANT_SETTINGS_CACHE];
+        size_t n_settings, next_settings;
+        merchant_centre_slot centres[MERCHANT_CENTRE_CACHE];
+        size_t n_centres, next_centre;
+        uint64_t centre_revision;
+        int64_t centre_checked_ms;
+} merchant_state;
+
+/* One merchant as stored. */
+typedef struct merchant_row {
+        uint64_t id;
+        char name[4 * MERCHANT_NAME_MAX_CHARS + 1];
+        char licence[MERCHANT_LICENCE_LEN + 1];
+        char address[4 * MERCHANT_ADDRESS_MAX_CHARS + 1];
+        int32_t lat_e6, lon_e6;
+        char district[7];
+        char contact_name[4 * MERCHANT_CONTACT_MAX_CHARS + 1];
+        char contact_phone[24];
+        int status;
+        char status_reason[4 * MERCHANT_REASON_MAX_CHARS + 1];
+        int32_t rate_bp, pending_rate_bp;
+        char pending_rate_day[MERCHANT_DAY_LEN + 1];
+        uint64_t owner_user_id;
+        int referrer_kind;
+        uint64_t referrer_id;
+        bool referrer_vip;
+        char referral_code[17];
+        uint64_t approved_by_centre_id;
+        bool owner_granted;
+        int64_t applied_ms, status_changed_ms;
+        uint64_t status_changed_by;
+} merchant_row;
+
+/* --- Common helpers (merchant.c) --- */
+
+merchant_state *merchant_st(sb_call *call);
+int64_t merchant_now_ms(void);
+
+/* Today's business day. */
+void merchant_today(sb_call *call, char out[MERCHANT_DAY_LEN + 1]);
+
+/* The worker's database with the statement limit from the call's deadline; NULL after failing the call. */
+sb_db *merchant_db(sb_call *call, sb_status *ret_status);
+
+/* Calls method of another service (identity, wallet, region) with this service's credential and the call's
+ * deadline (at most MERCHANT_PEER_DEADLINE_MS). Returns its status; msg gets its message and reason (at least
+ * SB_RPC_REASON_MAX bytes, may be NULL) its sharebuy-reason. *resp on SB_OK: free with merchant_free(). */
+sb_status merchant_peer(sb_call *call, const char *peer, const ProtobufCServiceDescriptor *desc, const char *method,
+                        const void *req, const ProtobufCMessageDescriptor *resp_desc, void **resp, char *msg,
+                        size_t msg_n, char *reason);
+void merchant_free(void *msg);
+
+/* Fails the call for a peer's failure: UNAVAILABLE / DEADLINE_EXCEEDED pass through with a message naming the peer,
+ * anything else becomes INTERNAL (a contract between services broke). */
+sb_status merchant_peer_fail(sb_call *call, const char *peer, const char *what, sb_status st, const char *msg);
+
+/* The settings of district for business day; on failure the call has failed and *ret_status says so. */
+bool merchant_settings_get(sb_call *call, const char *district, const char *day, merchant_settings *ret,
+                           sb_status *ret_status);
+
+/* The centre and parent centre of district (0 for none), cached and dropped when region's centre revision changes
+ * (checked at most every centre_poll_ms). */
+bool merchant_centres_get(sb_call *call, const char *district, uint64_t *ret_centre, uint64_t *ret_parent,
+                          sb_status *ret_status);
+
+/* The rate in force on day. */
+int32_t merchant_rate_on(const merchant_row *m, const char *day);
+
+/* --- The store (merchant_store.c): 0, -ENOENT or a db code; rows written only on success --- */
+
+int merchant_load(sb_db *db, uint64_t id, merchant_row *ret);
+int merchant_load_by_referral(sb_db *db, const char *code, merchant_row *ret);
+int merchant_insert(sb_db *db, const merchant_row *m, uint64_t *ret_id);
+/* Sets status (and licence_active accordingly), reason, who and when, only when the status is still `from`.
+ * -ESTALE when it changed meanwhile. */
+int merchant_set_status(sb_db *db, uint64_t id, int from, int to, const char *reason, uint64_t by, int64_t now_ms,
+                        uint64_t centre_id);
+int merchant_set_granted(sb_db *db, uint64_t id);
+int merchant_set_referrer_vip(sb_db *db, uint64_t id);
+int merchant_set_rate(sb_db *db, uint64_t id, int32_t rate_bp, int32_t pending_bp, const char *pending_day);
+int merchant_update_fields(sb_db *db, const merchant_row *m);
+#define MERCHANT_ROW_COLUMNS                                                                                       \
+        "merchant_id, name, licence_no, address, lat_e6, lon_e6, district_code, contact_name, contact_phone, "   \
+        "status, status_reason, rate_bp, pending_rate_bp, pending_rate_day, owner_user_id, referrer_kind, "      \
+        "referrer_id, referrer_vip, referral_code, approved_by_centre_id, owner_granted, applied_ms, "           \
+        "status_changed_ms, status_changed_by"
+int merchant_row_read(const sb_db_stmt *s, unsigned first, merchant_row *ret);
+
+/* --- Handlers --- */
+
+sb_status merchant_h_apply(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
+sb_status merchant_h_approve(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
+sb_status merchant_h_reject(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
+sb_status merchant_h_suspend(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
+sb_status merchant_h_resume(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
+sb_status merchant_h_set_rate(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
+sb_status merchant_h_update(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
+sb_status merchant_h_get(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
+sb_status merchant_h_list(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
+sb_status merchant_h_deposit_status(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
+sb_status merchant_h_nearby(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
+sb_status merchant_h_quote(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
+sb_status merchant_h_record(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
+sb_status merchant_h_void(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
+sb_status merchant_h_get_sale(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
+sb_status merchant_h_list_sales(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
+sb_status merchant_h_day_summary(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
+
+/* The deposit of a merchant and the price in force, from the wallet. */
+typedef struct merchant_deposit {
+        int64_t sp_units;
+        int64_t price_micro;
+        char day[MERCHANT_DAY_LEN + 1];
+} merchant_deposit;
+bool merchant_deposit_get(sb_call *call, uint64_t merchant_id, merchant_deposit *ret, sb_status *ret_status);
+
+/* deposit SP valued at price, rounded down to the fen (0 on overflow-free inputs always fits). */
+int64_t merchant_sp_value_fen(int64_t sp_units, int64_t price_micro);
+
+/* The deposit level of sp_units at price against the settings' minimum and warning levels. */
+int merchant_deposit_level(const merchant_settings *s, int64_t sp_units, int64_t price_micro);

@@ -1,0 +1,1431 @@
+/* merchant_sale: the sale at the till — quote, record (exactly once), void — and the merchant's sale lists and Z
+ * report.
+ *
+ * Exactly once. RecordSale writes the sale as a PENDING row holding the exact wallet request (packed) before it
+ * posts the transaction under the key "sale:<merchant>:<sale_id>", and marks the row RECORDED after. A retry with
+ * the same sale id that finds a pending row sends the stored request again — the wallet answers the first
+ * transaction for the same key and legs — and completes the row. A crash at any point therefore leaves either no
+ * row (nothing posted: the retry starts afresh, and the member code, consumed under the same key, is accepted
+ * again), or a pending row (posted or not: the retry finishes it), or a recorded one (the retry replays it). A
+ * definitive refusal by the wallet (e.g. the deposit was spent meanwhile) deletes the pending row: nothing was
+ * posted. Voids follow the same pattern with void_state and the key "void:<merchant>:<sale_id>". */
+#include <errno.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "merchant_internal.h"
+
+#define POST_REQUEST_MAX 8192 /* a packed sale transaction: at most 16 legs, far below */
+#define SALE_LEGS_MAX 16
+
+typedef struct sale_row {
+        uint64_t merchant_id;
+        char sale_id[MERCHANT_ID_MAX + 1];
+        uint64_t seq;
+        int state;
+        uint64_t terminal_id, cashier_user_id;
+        uint8_t code_hash[32];
+        uint64_t member_id;
+        char member_masked[24];
+        bool member_vip;
+        int64_t spend_fen, rate_bp, price_micro, member_cv, merchant_cv, deposit_sp;
+        int ref_kind;
+        uint64_t ref_id;
+        int64_t ref_sp, ref_cv;
+        int ref2_kind;
+        uint64_t ref2_id;
+        int64_t ref2_sp, ref2_cv;
+        int mref_kind;
+        uint64_t mref_id;
+        int64_t mref_sp;
+        uint64_t centre_id;
+        int64_t centre_sp;
+        uint64_t parent_id;
+        int64_t parent_sp, burned_sp;
+        uint8_t post[POST_REQUEST_MAX];
+        size_t post_len;
+        uint64_t tx_id;
+        int64_t deposit_left_sp, recorded_ms;
+        char day[MERCHANT_DAY_LEN + 1];
+        int64_t captured_ms;
+        char void_id[MERCHANT_ID_MAX + 1];
+        int void_state;
+        char void_reason[4 * MERCHANT_REASON_MAX_CHARS + 1];
+        int64_t voided_ms;
+        uint64_t voided_by, void_tx_id;
+        int64_t void_deposit_left_sp;
+} sale_row;
+
+#define SALE_COLUMNS                                                                                               \
+        "merchant_id, sale_id, seq, state, terminal_id, cashier_user_id, code_hash, member_id, member_masked, "    \
+        "member_vip, spend_fen, rate_bp, price_micro, member_cv, merchant_cv, deposit_sp, referrer_kind, "        \
+        "referrer_id, referrer_sp, referrer_cv, referrer2_kind, referrer2_id, referrer2_sp, referrer2_cv, "        \
+        "mref_kind, mref_id, mref_sp, centre_id, centre_sp, parent_centre_id, parent_centre_sp, burned_sp, "      \
+        "post_request, tx_id, deposit_left_sp, recorded_ms, business_day, captured_ms, void_id, void_state, "     \
+        "void_reason, voided_ms, voided_by, void_tx_id, void_deposit_left_sp"
+
+static int col_str0(const sb_db_stmt *s, unsigned c, char *buf, size_t n) {
+        int r = sb_db_col_str(s, c, buf, n);
+        if (r == -ENODATA) {
+                buf[0] = '\0';
+                return 0;
+        }
+        return r < 0 ? r : 0;
+}
+
+/* Reads the row of SALE_COLUMNS; with_post false skips the packed request (lists). */
+static int sale_read(const sb_db_stmt *s, sale_row *x, bool with_post) {
+        int64_t v;
+        int r = 0;
+        unsigned c = 0;
+        memset(x, 0, offsetof(sale_row, post));
+#define I64(dst) (r |= sb_db_col_i64(s, c++, &(dst)))
+#define U64(dst) (r |= sb_db_col_u64(s, c++, &(dst)))
+#define INT(dst) (r |= sb_db_col_i64(s, c++, &v), (dst) = (int) v)
+        U64(x->merchant_id);
+        r |= col_str0(s, c++, x->sale_id, sizeof x->sale_id);
+        U64(x->seq);
+        INT(x->state);
+        U64(x->terminal_id);
+        U64(x->cashier_user_id);
+        if (sb_db_col_blob(s, c++, x->code_hash, sizeof x->code_hash) != 32)
+                r |= -1;
+        U64(x->member_id);
+        r |= col_str0(s, c++, x->member_masked, sizeof x->member_masked);
+        INT(x->member_vip);
+        I64(x->spend_fen);
+        I64(x->rate_bp);
+        I64(x->price_micro);
+        I64(x->member_cv);
+        I64(x->merchant_cv);
+        I64(x->deposit_sp);
+        INT(x->ref_kind);
+        U64(x->ref_id);
+        I64(x->ref_sp);
+        I64(x->ref_cv);
+        INT(x->ref2_kind);
+        U64(x->ref2_id);
+        I64(x->ref2_sp);
+        I64(x->ref2_cv);
+        INT(x->mref_kind);
+        U64(x->mref_id);
+        I64(x->mref_sp);
+        U64(x->centre_id);
+        I64(x->centre_sp);
+        U64(x->parent_id);
+        I64(x->parent_sp);
+        I64(x->burned_sp);
+        if (with_post) {
+                int n = sb_db_col_blob(s, c, x->post, sizeof x->post);
+                if (n < 0)
+                        r |= -1;
+                else
+                        x->post_len = (size_t) n;
+        }
+        c++;
+        U64(x->tx_id);
+        I64(x->deposit_left_sp);
+        I64(x->recorded_ms);
+        r |= col_str0(s, c++, x->day, sizeof x->day);
+        I64(x->captured_ms);
+        r |= col_str0(s, c++, x->void_id, sizeof x->void_id);
+        INT(x->void_state);
+        r |= col_str0(s, c++, x->void_reason, sizeof x->void_reason);
+        I64(x->voided_ms);
+        U64(x->voided_by);
+        U64(x->void_tx_id);
+        I64(x->void_deposit_left_sp);
+#undef I64
+#undef U64
+#undef INT
+        return r ? -EIO : 0;
+}
+
+/* 0, -ENOENT or a db code. */
+static int sale_load(sb_db *db, uint64_t merchant_id, const char *sale_id, sale_row *ret) {
+        sb_db_stmt *s;
+        int r = sb_db_prepare(db,
+                              "SELECT " SALE_COLUMNS " FROM sharebuy_merchant.sales WHERE merchant_id = ? AND "
+                              "sale_id = ?",
+                              &s);
+        if (r < 0)
+                return r;
+        sb_db_bind_u64(s, 0, merchant_id);
+        sb_db_bind_str(s, 1, sale_id);
+        if ((r = sb_db_execute(s)) < 0)
+                return r;
+        if ((r = sb_db_fetch(s)) < 0)
+                return r;
+        if (r == 0)
+                return -ENOENT;
+        r = sale_read(s, ret, true);
+        while (sb_db_fetch(s) > 0)
+                ;
+        return r;
+}
+
+static int sale_insert_pending(sb_db *db, const sale_row *x) {
+        sb_db_stmt *s;
+        int r = sb_db_prepare(
+                db,
+                "INSERT INTO sharebuy_merchant.sales (merchant_id, sale_id, state, terminal_id, cashier_user_id, "
+                "code_hash, member_id, member_masked, member_vip, spend_fen, rate_bp, price_micro, member_cv, "
+                "merchant_cv, deposit_sp, referrer_kind, referrer_id, referrer_sp, referrer_cv, referrer2_kind, "
+                "referrer2_id, referrer2_sp, referrer2_cv, mref_kind, mref_id, mref_sp, centre_id, centre_sp, "
+                "parent_centre_id, parent_centre_sp, burned_sp, post_request, recorded_ms, business_day, captured_ms) "
+                "VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "?, ?, ?, ?)",
+                &s);
+        if (r < 0)
+                return r;
+        unsigned i = 0;
+        sb_db_bind_u64(s, i++, x->merchant_id);
+        sb_db_bind_str(s, i++, x->sale_id);
+        sb_db_bind_u64(s, i++, x->terminal_id);
+        sb_db_bind_u64(s, i++, x->cashier_user_id);
+        sb_db_bind_blob(s, i++, x->code_hash, sizeof x->code_hash);
+        sb_db_bind_u64(s, i++, x->member_id);
+        sb_db_bind_str(s, i++, x->member_masked);
+        sb_db_bind_i64(s, i++, x->member_vip);
+        sb_db_bind_i64(s, i++, x->spend_fen);
+        sb_db_bind_i64(s, i++, x->rate_bp);
+        sb_db_bind_i64(s, i++, x->price_micro);
+        sb_db_bind_i64(s, i++, x->member_cv);
+        sb_db_bind_i64(s, i++, x->merchant_cv);
+        sb_db_bind_i64(s, i++, x->deposit_sp);
+        sb_db_bind_i64(s, i++, x->ref_kind);
+        sb_db_bind_u64(s, i++, x->ref_id);
+        sb_db_bind_i64(s, i++, x->ref_sp);
+        sb_db_bind_i64(s, i++, x->ref_cv);
+        sb_db_bind_i64(s, i++, x->ref2_kind);
+        sb_db_bind_u64(s, i++, x->ref2_id);
+        sb_db_bind_i64(s, i++, x->ref2_sp);
+        sb_db_bind_i64(s, i++, x->ref2_cv);
+        sb_db_bind_i64(s, i++, x->mref_kind);
+        sb_db_bind_u64(s, i++, x->mref_id);
+        sb_db_bind_i64(s, i++, x->mref_sp);
+        sb_db_bind_u64(s, i++, x->centre_id);
+        sb_db_bind_i64(s, i++, x->centre_sp);
+        sb_db_bind_u64(s, i++, x->parent_id);
+        sb_db_bind_i64(s, i++, x->parent_sp);
+        sb_db_bind_i64(s, i++, x->burned_sp);
+        sb_db_bind_blob(s, i++, x->post, x->post_len);
+        sb_db_bind_i64(s, i++, x->recorded_ms);
+        sb_db_bind_str(s, i++, x->day);
+        sb_db_bind_i64(s, i++, x->captured_ms);
+        return sb_db_execute(s);
+}
+
+static int sale_mark_recorded(sb_db *db, const sale_row *x) {
+        sb_db_stmt *s;
+        int r = sb_db_prepare(db,
+                              "UPDATE sharebuy_merchant.sales SET state = 2, tx_id = ?, deposit_left_sp = ? WHERE "
+                              "merchant_id = ? AND sale_id = ? AND state = 1",
+                              &s);
+        if (r < 0)
+                return r;
+        sb_db_bind_u64(s, 0, x->tx_id);
+        sb_db_bind_i64(s, 1, x->deposit_left_sp);
+        sb_db_bind_u64(s, 2, x->merchant_id);
+        sb_db_bind_str(s, 3, x->sale_id);
+        return sb_db_execute(s);
+}
+
+static int sale_delete_pending(sb_db *db, uint64_t merchant_id, const char *sale_id) {
+        sb_db_stmt *s;
+        int r = sb_db_prepare(db,
+                              "DELETE FROM sharebuy_merchant.sales WHERE merchant_id = ? AND sale_id = ? AND state = 1",
+                              &s);
+        if (r < 0)
+                return r;
+        sb_db_bind_u64(s, 0, merchant_id);
+        sb_db_bind_str(s, 1, sale_id);
+        return sb_db_execute(s);
+}
+
+/* --- Messages --- */
+
+static Sharebuy__Common__V1__OwnerRef *owner_msg(sb_call *call, int kind, uint64_t id) {
+        if (!kind)
+                return NULL;
+        Sharebuy__Common__V1__OwnerRef *o = sb_call_alloc(call, sizeof *o);
+        sharebuy__common__v1__owner_ref__init(o);
+        o->kind = (Sharebuy__Common__V1__OwnerKind) kind;
+        o->id = id;
+        return o;
+}
+
+/* A deep copy of the legs of a wallet request or response into the call's memory. */
+static void copy_legs(sb_call *call, Sharebuy__Common__V1__LedgerLeg *const *legs, size_t n,
+                      Sharebuy__Common__V1__LedgerLeg ***ret, size_t *ret_n) {
+        Sharebuy__Common__V1__LedgerLeg **out = sb_call_alloc(call, sizeof *out * (n ? n : 1));
+        for (size_t i = 0; i < n; i++) {
+                const Sharebuy__Common__V1__LedgerLeg *l = legs[i];
+                Sharebuy__Common__V1__LedgerLeg *c = sb_call_alloc(call, sizeof *c);
+                sharebuy__common__v1__ledger_leg__init(c);
+                c->amount_units = l->amount_units;
+                c->reason = l->reason;
+                c->balance_after_units = l->balance_after_units;
+                if (l->account) {
+                        Sharebuy__Common__V1__AccountRef *a = sb_call_alloc(call, sizeof *a);
+                        sharebuy__common__v1__account_ref__init(a);
+                        a->asset = l->account->asset;
+                        a->holder_case = l->account->holder_case;
+                        if (a->holder_case == SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_OWNER && l->account->owner)
+                                a->owner = owner_msg(call, (int) l->account->owner->kind, l->account->owner->id);
+                        else if (a->holder_case == SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_SYSTEM)
+                                a->system = l->account->system;
+                        c->account = a;
+                }
+                out[i] = c;
+        }
+        *ret = out;
+        *ret_n = n;
+}
+
+static Sharebuy__Merchant__V1__SaleSplit *split_msg(sb_call *call, const sale_row *x,
+                                                    Sharebuy__Common__V1__LedgerLeg *const *legs, size_t n_legs) {
+        Sharebuy__Merchant__V1__SaleSplit *p = sb_call_alloc(call, sizeof *p);
+        sharebuy__merchant__v1__sale_split__init(p);
+        p->spend_fen = x->spend_fen;
+        p->concession_rate_bp = (int32_t) x->rate_bp;
+        p->concession_micro_yuan = x->spend_fen * x->rate_bp; /* both bounded at input: fits */
+        p->guide_price_micro_yuan = x->price_micro;
+        p->member_cv_units = x->member_cv;
+        p->member_cv_locked = !x->member_vip;
+        p->merchant_cv_units = x->merchant_cv;
+        p->deposit_sp_units = x->deposit_sp;
+        p->referrer = owner_msg(call, x->ref_kind, x->ref_id);
+        p->referrer_sp_units = x->ref_sp;
+        p->referrer_cv_units = x->ref_cv;
+        p->referrer_l2 = owner_msg(call, x->ref2_kind, x->ref2_id);
+        p->referrer_l2_sp_units = x->ref2_sp;
+        p->referrer_l2_cv_units = x->ref2_cv;
+        p->merchant_referrer = owner_msg(call, x->mref_kind, x->mref_id);
+        p->merchant_referrer_sp_units = x->mref_sp;
+        p->centre_id = x->centre_id;
+        p->centre_sp_units = x->centre_sp;
+        p->parent_centre_id = x->parent_id;
+        p->parent_centre_sp_units = x->parent_sp;
+        p->burned_sp_units = x->burned_sp;
+        if (legs)
+                copy_legs(call, legs, n_legs, &p->legs, &p->n_legs);
+        return p;
+}
+
+static Sharebuy__Common__V1__MemberBrief *member_msg(sb_call *call, const sale_row *x) {
+        Sharebuy__Common__V1__MemberBrief *b = sb_call_alloc(call, sizeof *b);
+        sharebuy__common__v1__member_brief__init(b);
+        b->member_id = x->member_id;
+        b->masked_phone = sb_call_strdup(call, x->member_masked);
+        b->vip = x->member_vip;
+        return b;
+}
+
+static Sharebuy__Merchant__V1__SaleReceipt *receipt_msg(sb_call *call, const sale_row *x, const char *merchant_name,
+                                                        int deposit_level) {
+        Sharebuy__Merchant__V1__SaleReceipt *r = sb_call_alloc(call, sizeof *r);
+        sharebuy__merchant__v1__sale_receipt__init(r);
+        r->sale_id = sb_call_strdup(call, x->sale_id);
+        r->merchant_id = x->merchant_id;
+        r->merchant_name = sb_call_strdup(call, merchant_name ? merchant_name : "");
+        r->terminal_id = x->terminal_id;
+        r->cashier_user_id = x->cashier_user_id;
+        r->recorded_unix_ms = x->recorded_ms;
+        r->business_day = sb_call_strdup(call, x->day);
+        r->member = member_msg(call, x);
+        r->spend_fen = x->spend_fen;
+        r->concession_rate_bp = (int32_t) x->rate_bp;
+        r->member_cv_units = x->member_cv;
+        r->member_cv_locked = !x->member_vip;
+        r->merchant_cv_units = x->merchant_cv;
+        r->deposit_sp_units = x->deposit_sp;
+        r->deposit_left_sp_units = x->deposit_left_sp;
+        r->deposit_level = (Sharebuy__Merchant__V1__DepositLevel) deposit_level;
+        r->guide_price_micro_yuan = x->price_micro;
+        r->transaction_id = x->tx_id;
+        return r;
+}
+
+static Sharebuy__Merchant__V1__Sale *sale_msg(sb_call *call, const sale_row *x, const char *merchant_name,
+                                              int deposit_level, Sharebuy__Common__V1__LedgerLeg *const *legs,
+                                              size_t n_legs) {
+        Sharebuy__Merchant__V1__Sale *s = sb_call_alloc(call, sizeof *s);
+        sharebuy__merchant__v1__sale__init(s);
+        s->receipt = receipt_msg(call, x, merchant_name, deposit_level);
+        s->split = split_msg(call, x, legs, n_legs);
+        s->voided = x->void_state == MERCHANT_VOID_DONE;
+        if (s->voided) {
+                s->void_id = sb_call_strdup(call, x->void_id);
+                s->voided_unix_ms = x->voided_ms;
+                s->voided_by_user_id = x->voided_by;
+                s->void_reason = sb_call_strdup(call, x->void_reason);
+                s->void_transaction_id = x->void_tx_id;
+        }
+        s->captured_unix_ms = x->captured_ms;
+        return s;
+}
+
+/* --- Legs --- */
+
+typedef struct leg {
+        bool system;
+        int kind;
+        uint64_t id;
+        int sys;
+        int asset;
+        int64_t amount;
+        int reason;
+} leg;
+
+/* Adds amount to the leg of that account, or appends one; a zero amount adds nothing (the wallet refuses legs of
+ * 0, and an account may appear once per asset). */
+static int leg_add(leg *legs, size_t *n, bool system, int kind, uint64_t id, int sys, int asset, int64_t amount,
+                   int reason) {
+        if (amount == 0)
+                return 0;
+        for (size_t i = 0; i < *n; i++) {
+                leg *l = &legs[i];
+                if (l->system == system && l->kind == kind && l->id == id && l->sys == sys && l->asset == asset)
+                        return sb_add_i64(l->amount, amount, &l->amount);
+        }
+        if (*n == SALE_LEGS_MAX)
+                return -E2BIG;
+        legs[(*n)++] = (leg){system, kind, id, sys, asset, amount, reason};
+        return 0;
+}
+
+enum {
+        A_CV_LOCKED = SHAREBUY__COMMON__V1__ASSET__ASSET_CV_LOCKED,
+        A_CV_ACTIVE = SHAREBUY__COMMON__V1__ASSET__ASSET_CV_ACTIVE,
+        A_SP = SHAREBUY__COMMON__V1__ASSET__ASSET_SP,
+        K_MEMBER = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER,
+        K_MERCHANT = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MERCHANT,
+        K_CENTRE = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_CENTRE,
+};
+
+/* The legs of sale x (its split already computed). Returns 0 or a negative errno (overflow: a bug upstream). */
+static int sale_legs(const sale_row *x, leg *legs, size_t *ret_n) {
+        size_t n = 0;
+        int r = 0;
+        int64_t cv_total = 0;
+        r |= leg_add(legs, &n, false, K_MEMBER, x->member_id, 0, x->member_vip ? A_CV_ACTIVE : A_CV_LOCKED,
+                     x->member_cv, SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_SALE_MEMBER_CV);
+        r |= leg_add(legs, &n, false, K_MERCHANT, x->merchant_id, 0, A_CV_ACTIVE, x->merchant_cv,
+                     SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_SALE_MERCHANT_CV);
+        r |= leg_add(legs, &n, false, x->ref_kind, x->ref_id, 0, A_CV_ACTIVE, x->ref_cv,
+                     SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_SALE_REFERRAL_CV);
+        r |= leg_add(legs, &n, false, x->ref2_kind, x->ref2_id, 0, A_CV_ACTIVE, x->ref2_cv,
+                     SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_SALE_REFERRAL_L2_CV);
+        r |= sb_add_i64(cv_total, x->member_cv, &cv_total);
+        r |= sb_add_i64(cv_total, x->merchant_cv, &cv_total);
+        r |= sb_add_i64(cv_total, x->ref_cv, &cv_total);
+        r |= sb_add_i64(cv_total, x->ref2_cv, &cv_total);
+        /* The CV is issued: its source is the system account CV_ISSUED. */
+        r |= leg_add(legs, &n, true, 0, 0, SHAREBUY__COMMON__V1__SYSTEM_ACCOUNT__SYSTEM_ACCOUNT_CV_ISSUED, A_CV_ACTIVE,
+                     -cv_total, SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_SALE_MEMBER_CV);
+        r |= leg_add(legs, &n, false, K_MERCHANT, x->merchant_id, 0, A_SP, -x->deposit_sp,
+                     SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_SALE_DEPOSIT);
+        r |= leg_add(legs, &n, false, x->ref_kind, x->ref_id, 0, A_SP, x->ref_sp,
+                     SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_SALE_REFERRAL_SP);
+        r |= leg_add(legs, &n, false, x->ref2_kind, x->ref2_id, 0, A_SP, x->ref2_sp,
+                     SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_SALE_REFERRAL_L2_SP);
+        r |= leg_add(legs, &n, false, x->mref_kind, x->mref_id, 0, A_SP, x->mref_sp,
+                     SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_SALE_MERCHANT_REFERRAL_SP);
+        r |= leg_add(legs, &n, false, K_CENTRE, x->centre_id, 0, A_SP, x->centre_sp,
+                     SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_SALE_CENTRE_SP);
+        r |= leg_add(legs, &n, false, K_CENTRE, x->parent_id, 0, A_SP, x->parent_sp,
+                     SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_SALE_PARENT_CENTRE_SP);
+        r |= leg_add(legs, &n, true, 0, 0, SHAREBUY__COMMON__V1__SYSTEM_ACCOUNT__SYSTEM_ACCOUNT_SP_BURNED, A_SP,
+                     x->burned_sp, SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_SALE_BURN);
+        if (r)
+                return -ERANGE;
+        *ret_n = n;
+        return 0;
+}
+
+/* The wallet request of sale x, its legs in the call's memory. */
+static Sharebuy__Wallet__V1__PostTransactionRequest *post_request(sb_call *call, const sale_row *x, const leg *legs,
+                                                                  size_t n) {
+        Sharebuy__Wallet__V1__PostTransactionRequest *p = sb_call_alloc(call, sizeof *p);
+        sharebuy__wallet__v1__post_transaction_request__init(p);
+        p->idempotency_key = sb_call_printf(call, "sale:%" PRIu64 ":%s", x->merchant_id, x->sale_id);
+        Sharebuy__Common__V1__Cause *c = sb_call_alloc(call, sizeof *c);
+        sharebuy__common__v1__cause__init(c);
+        c->kind = SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_SALE;
+        c->reference = sb_call_strdup(call, x->sale_id);
+        c->merchant_id = x->merchant_id;
+        p->cause = c;
+        p->legs = sb_call_alloc(call, sizeof *p->legs * (n ? n : 1));
+        for (size_t i = 0; i < n; i++) {
+                Sharebuy__Common__V1__LedgerLeg *l = sb_call_alloc(call, sizeof *l);
+                sharebuy__common__v1__ledger_leg__init(l);
+                Sharebuy__Common__V1__AccountRef *a = sb_call_alloc(call, sizeof *a);
+                sharebuy__common__v1__account_ref__init(a);
+                a->asset = (Sharebuy__Common__V1__Asset) legs[i].asset;
+                if (legs[i].system) {
+                        a->holder_case = SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_SYSTEM;
+                        a->system = (Sharebuy__Common__V1__SystemAccount) legs[i].sys;
+                } else {
+                        a->holder_case = SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_OWNER;
+                        a->owner = owner_msg(call, legs[i].kind, legs[i].id);
+                }
+                l->account = a;
+                l->amount_units = legs[i].amount;
+                l->reason = (Sharebuy__Common__V1__LegReason) legs[i].reason;
+                p->legs[p->n_legs++] = l;
+        }
+        p->memo = sb_call_printf(call, "sale %s at merchant %" PRIu64 " terminal %" PRIu64, x->sale_id,
+                                 x->merchant_id, x->terminal_id);
+        return p;
+}
+
+/* The merchant's SP balance after a transaction, from its legs (-1 when no leg touched it). */
+static int64_t deposit_after(const Sharebuy__Wallet__V1__Transaction *t, uint64_t merchant_id) {
+        for (size_t i = 0; t && i < t->n_legs; i++) {
+                const Sharebuy__Common__V1__LedgerLeg *l = t->legs[i];
+                if (l->account && l->account->holder_case == SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_OWNER &&
+                    l->account->owner && (int) l->account->owner->kind == K_MERCHANT &&
+                    l->account->owner->id == merchant_id && (int) l->account->asset == A_SP)
+                        return l->balance_after_units;
+        }
+        return -1;
+}
+
+/* --- Preparing a sale: merchant, settings, deposit, member, centres, split --- */
+
+typedef struct sale_prep {
+        merchant_row m;
+        merchant_settings set;
+        char today[MERCHANT_DAY_LEN + 1];
+        merchant_deposit dep;
+        int32_t rate;
+        sb_econ_sale split;
+        bool deposit_sufficient;
+        int64_t code_expires_ms;
+        sale_row x; /* the split as stored, without ids of the sale itself */
+} sale_prep;
+
+static const char *static_reason(const char *r) {
+        static const char *const known[] = {"REASON_MEMBER_CODE_FORGED", "REASON_MEMBER_CODE_EXPIRED",
+                                            "REASON_MEMBER_CODE_USED", "REASON_MEMBER_UNKNOWN",
+                                            "REASON_SCOPE_MISMATCH", "REASON_FIELD_INVALID"};
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+                if (!strcmp(r, known[i]))
+                        return known[i];
+        return NULL;
+}
+
+static sb_status spend_refused(sb_call *call, int64_t spend, int64_t max) {
+        char a[SB_UNITS_FORMAT_MAX], b[SB_UNITS_FORMAT_MAX];
+        sb_fen_format(spend, a, sizeof a);
+        sb_fen_format(max, b, sizeof b);
+        return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_SPEND_OUT_OF_RANGE",
+                                   "spend %s yuan is outside 0.01..%s yuan", a, b);
+}
+
+/* Everything a quote or a sale needs before anything is posted. consume_key NULL: the code is only checked. With
+ * refuse_insufficient the sale is refused when the deposit cannot cover it. */
+static bool prepare(sb_call *call, const sb_claims *c, const char *code, int64_t spend, int64_t captured_ms,
+                    const char *consume_key, bool refuse_insufficient, sale_prep *p, sb_status *ret) {
+        sb_status st;
+        sb_db *db = merchant_db(call, ret);
+        if (!db)
+                return false;
+        int r = merchant_load(db, c->merchant_id, &p->m);
+        if (r == -ENOENT) {
+                *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_MERCHANT_NOT_APPROVED",
+                                           "merchant %" PRIu64 " is not approved", c->merchant_id);
+                return false;
+        }
+        if (r < 0) {
+                *ret = sb_service_db_fail(call, r, "reading the merchant");
+                return false;
+        }
+        if (p->m.status == MERCHANT_SUSPENDED) {
+                *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_MERCHANT_SUSPENDED",
+                                           "merchant %" PRIu64 " is suspended: no sales until it is resumed (%s)",
+                                           p->m.id, p->m.status_reason);
+                return false;
+        }
+        if (p->m.status != MERCHANT_APPROVED) {
+                *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_MERCHANT_NOT_APPROVED",
+                                           "merchant %" PRIu64 " is not approved", p->m.id);
+                return false;
+        }
+        merchant_today(call, p->today);
+        merchant_state *ms = merchant_st(call);
+        if (captured_ms) {
+                char cday[MERCHANT_DAY_LEN + 1];
+                if (merchant_business_day(captured_ms, ms->utc_offset_min, ms->cutoff_min, cday) < 0 ||
+                    strcmp(cday, p->today) != 0) {
+                        *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_VOID_AFTER_CUTOFF",
+                                                   "the sale was captured in business day %s; its cut-off has passed "
+                                                   "(today is %s)",
+                                                   cday, p->today);
+                        return false;
+                }
+        }
+        if (!merchant_settings_get(call, p->m.district, p->today, &p->set, ret))
+                return false;
+        if (spend > p->set.sale_max_spend_fen) {
+                *ret = spend_refused(call, spend, p->set.sale_max_spend_fen);
+                return false;
+        }
+        if (!merchant_deposit_get(call, p->m.id, &p->dep, ret))
+                return false;
+        int64_t value = merchant_sp_value_fen(p->dep.sp_units, p->dep.price_micro);
+        if (value < p->set.econ.deposit_min_fen) {
+                char a[SB_UNITS_FORMAT_MAX], b[SB_UNITS_FORMAT_MAX], sp[SB_UNITS_FORMAT_MAX];
+                sb_fen_format(value, a, sizeof a);
+                sb_fen_format(p->set.econ.deposit_min_fen, b, sizeof b);
+                sb_units_format_fixed(p->dep.sp_units, sp, sizeof sp);
+                *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_DEPOSIT_BELOW_MINIMUM",
+                                           "the deposit holds %s SP worth %s yuan, below the minimum of %s yuan; "
+                                           "top it up before recording sales",
+                                           sp, a, b);
+                return false;
+        }
+        p->rate = merchant_rate_on(&p->m, p->today);
+        /* What the deposit must give does not depend on the member: check it before the code is spent. */
+        sb_econ_sale_in in = {.spend_fen = spend, .rate_bp = p->rate, .price_micro = p->dep.price_micro};
+        sb_econ_sale pre;
+        r = sb_econ_sale_split(&p->set.econ, &in, &pre);
+        if (r == -EINVAL && (p->rate < p->set.econ.concession_min_bp || p->rate > p->set.econ.concession_max_bp)) {
+                *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_CONCESSION_RATE_OUT_OF_RANGE",
+                                           "the merchant's rate %d bp is outside the district's range today; set "
+                                           "a new one",
+                                           (int) p->rate);
+                return false;
+        }
+        if (r < 0) {
+                *ret = spend_refused(call, spend, p->set.sale_max_spend_fen);
+                return false;
+        }
+        p->deposit_sufficient = pre.sp_taken <= p->dep.sp_units;
+        if (refuse_insufficient && !p->deposit_sufficient) {
+                char need[SB_UNITS_FORMAT_MAX], has[SB_UNITS_FORMAT_MAX];
+                sb_units_format_fixed(pre.sp_taken, need, sizeof need);
+                sb_units_format_fixed(p->dep.sp_units, has, sizeof has);
+                *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_DEPOSIT_INSUFFICIENT",
+                                           "the deposit holds %s SP, the sale needs %s SP", has, need);
+                return false;
+        }
+
+        /* The member. */
+        Sharebuy__Identity__V1__ResolveMemberCodeRequest rq = SHAREBUY__IDENTITY__V1__RESOLVE_MEMBER_CODE_REQUEST__INIT;
+        rq.code = (char *) code;
+        rq.consume_key = (char *) (consume_key ? consume_key : "");
+        rq.merchant_id = p->m.id;
+        rq.terminal_id = c->terminal_id;
+        rq.captured_unix_ms = captured_ms;
+        Sharebuy__Identity__V1__ResolveMemberCodeResponse *mr = NULL;
+        char msg[SB_RPC_MESSAGE_MAX], reason[SB_RPC_REASON_MAX];
+        st = merchant_peer(call, "identity", &sharebuy__identity__v1__identity__descriptor, "ResolveMemberCode", &rq,
+                           &sharebuy__identity__v1__resolve_member_code_response__descriptor, (void **) &mr, msg,
+                           sizeof msg, reason);
+        if (st == SB_FAILED_PRECONDITION || st == SB_INVALID_ARGUMENT || st == SB_NOT_FOUND) {
+                const char *sr = static_reason(reason);
+                if (!sr)
+                        sr = st == SB_NOT_FOUND ? "REASON_MEMBER_UNKNOWN" : "REASON_FIELD_INVALID";
+                *ret = sb_call_fail_reason(call, st, sr, "member code: %s", msg);
+                return false;
+        }
+        if (st != SB_OK) {
+                *ret = merchant_peer_fail(call, "identity", "the member code", st, msg);
+                return false;
+        }
+        sale_row *x = &p->x;
+        memset(x, 0, offsetof(sale_row, post));
+        if (!mr->member) {
+                merchant_free(mr);
+                *ret = merchant_peer_fail(call, "identity", "the member code", SB_INTERNAL, "no member in the answer");
+                return false;
+        }
+        x->member_id = mr->member->member_id;
+        snprintf(x->member_masked, sizeof x->member_masked, "%s", mr->member->masked_phone ? mr->member->masked_phone : "");
+        x->member_vip = mr->member->vip;
+        p->code_expires_ms = mr->code_expires_unix_ms;
+        in.member_is_vip = x->member_vip;
+        for (size_t i = 0; i < mr->n_referrers; i++) {
+                const Sharebuy__Identity__V1__Referrer *rf = mr->referrers[i];
+                if (!rf->owner)
+                        continue;
+                if (rf->level == 1) {
+                        in.has_referrer = true;
+                        in.referrer_is_vip = rf->vip;
+                        x->ref_kind = (int) rf->owner->kind;
+                        x->ref_id = rf->owner->id;
+                } else if (rf->level == 2) {
+                        in.has_referrer2 = true;
+                        in.referrer2_is_vip = rf->vip;
+                        x->ref2_kind = (int) rf->owner->kind;
+                        x->ref2_id = rf->owner->id;
+                }
+        }
+        merchant_free(mr);
+        if (in.has_referrer2 && !in.has_referrer)
+                in.has_referrer2 = false;
+
+        /* The merchant's referrer: only a VIP member earns (a merchant never is VIP). VIP never ends, so a yes is
+         * remembered. */
+        if (p->m.referrer_kind == K_MEMBER) {
+                in.has_merchant_referrer = true;
+                in.merchant_referrer_is_vip = p->m.referrer_vip;
+                if (!p->m.referrer_vip) {
+                        Sharebuy__Identity__V1__GetMemberRequest gm = SHAREBUY__IDENTITY__V1__GET_MEMBER_REQUEST__INIT;
+                        gm.key_case = SHAREBUY__IDENTITY__V1__GET_MEMBER_REQUEST__KEY_MEMBER_ID;
+                        gm.member_id = p->m.referrer_id;
+                        Sharebuy__Identity__V1__Member *mem = NULL;
+                        st = merchant_peer(call, "identity", &sharebuy__identity__v1__identity__descriptor, "GetMember",
+                                           &gm, &sharebuy__identity__v1__member__descriptor, (void **) &mem, msg,
+                                           sizeof msg, NULL);
+                        if (st == SB_OK) {
+                                in.merchant_referrer_is_vip = mem->vip && !mem->disabled;
+                                merchant_free(mem);
+                                if (in.merchant_referrer_is_vip && (r = merchant_set_referrer_vip(db, p->m.id)) < 0) {
+                                        *ret = sb_service_db_fail(call, r, "recording the referrer's VIP status");
+                                        return false;
+                                }
+                        } else if (st != SB_NOT_FOUND) {
+                                *ret = merchant_peer_fail(call, "identity", "the merchant's referrer", st, msg);
+                                return false;
+                        }
+                }
+        } else if (p->m.referrer_kind) {
+                in.has_merchant_referrer = true;
+                in.merchant_referrer_is_vip = false;
+        }
+
+        uint64_t centre = 0, parent = 0;
+        if (!merchant_centres_get(call, p->m.district, &centre, &parent, ret))
+                return false;
+        in.has_centre = centre != 0;
+        in.has_parent_centre = centre != 0 && parent != 0;
+
+        r = sb_econ_sale_split(&p->set.econ, &in, &p->split);
+        if (r < 0) {
+                *ret = sb_call_fail(call, SB_INTERNAL, "the sale split failed (%d); request id %s", r,
+                                    sb_call_request_id(call));
+                return false;
+        }
+        const sb_econ_sale *s = &p->split;
+        x->merchant_id = p->m.id;
+        x->spend_fen = spend;
+        x->rate_bp = p->rate;
+        x->price_micro = p->dep.price_micro;
+        x->member_cv = s->member_cv;
+        x->merchant_cv = s->merchant_cv;
+        x->deposit_sp = s->sp_taken;
+        x->ref_sp = s->referrer_sp;
+        x->ref_cv = s->referrer_cv;
+        x->ref2_sp = s->referrer2_sp;
+        x->ref2_cv = s->referrer2_cv;
+        /* A party that gets nothing is not named (its share went to the burn). */
+        if (!x->ref_sp && !x->ref_cv)
+                x->ref_kind = 0, x->ref_id = 0;
+        if (!x->ref2_sp && !x->ref2_cv)
+                x->ref2_kind = 0, x->ref2_id = 0;
+        x->mref_sp = s->merchant_referrer_sp;
+        if (x->mref_sp) {
+                x->mref_kind = p->m.referrer_kind;
+                x->mref_id = p->m.referrer_id;
+        }
+        x->centre_id = centre;
+        x->centre_sp = s->centre_sp;
+        x->parent_id = in.has_parent_centre ? parent : 0;
+        x->parent_sp = s->parent_centre_sp;
+        x->burned_sp = s->burned_sp;
+        x->day[0] = '\0';
+        snprintf(x->day, sizeof x->day, "%s", p->today);
+        return true;
+}
+
+static bool code_arg(sb_call *call, const char *code, sb_status *ret) {
+        size_t n = code ? strlen(code) : 0;
+        if (n == 0 || n > MERCHANT_CODE_MAX_BYTES) {
+                *ret = sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_FIELD_INVALID",
+                                           "member_code: 1..512 characters required");
+                return false;
+        }
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) code[i] < 0x21 || (unsigned char) code[i] > 0x7e) {
+                        *ret = sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_FIELD_INVALID",
+                                                   "member_code: printable ASCII only");
+                        return false;
+                }
+        return true;
+}
+
+static bool spend_arg(sb_call *call, int64_t spend, sb_status *ret) {
+        if (spend <= 0) {
+                *ret = sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_SPEND_OUT_OF_RANGE",
+                                           "spend_fen must be above 0");
+                return false;
+        }
+        return true;
+}
+
+/* --- QuoteSale --- */
+
+sb_status merchant_h_quote(sb_call *call, const ProtobufCMessage *req_, ProtobufCMessage *resp_) {
+        const Sharebuy__Merchant__V1__QuoteSaleRequest *req = (const void *) req_;
+        Sharebuy__Merchant__V1__SaleQuote *resp = (void *) resp_;
+        sb_claims c;
+        sb_status st = sb_service_auth(call, SB_ROLES(SB_ROLE_CASHIER), &c);
+        if (st != SB_OK)
+                return st;
+        if (!spend_arg(call, req->spend_fen, &st) || !code_arg(call, req->member_code, &st))
+                return st;
+        sale_prep *p = sb_call_alloc(call, sizeof *p);
+        if (!prepare(call, &c, req->member_code, req->spend_fen, 0, NULL, false, p, &st))
+                return st;
+        sale_row *x = &p->x;
+        x->terminal_id = c.terminal_id;
+        x->cashier_user_id = c.uid;
+        leg legs[SALE_LEGS_MAX];
+        size_t n = 0;
+        if (sale_legs(x, legs, &n) < 0)
+                return sb_call_fail(call, SB_INTERNAL, "the legs overflowed; request id %s", sb_call_request_id(call));
+        snprintf(x->sale_id, sizeof x->sale_id, "quote");
+        Sharebuy__Wallet__V1__PostTransactionRequest *pr = post_request(call, x, legs, n);
+        resp->member = member_msg(call, x);
+        resp->split = split_msg(call, x, NULL, 0);
+        resp->split->legs = pr->legs;
+        resp->split->n_legs = pr->n_legs;
+        resp->business_day = sb_call_strdup(call, p->today);
+        resp->deposit_sp_units = p->dep.sp_units;
+        resp->deposit_sufficient = p->deposit_sufficient;
+        resp->deposit_after_sp_units = p->deposit_sufficient ? p->dep.sp_units - x->deposit_sp : p->dep.sp_units;
+        resp->deposit_level_after = (Sharebuy__Merchant__V1__DepositLevel) merchant_deposit_level(
+                &p->set, resp->deposit_after_sp_units, p->dep.price_micro);
+        resp->code_expires_unix_ms = p->code_expires_ms;
+        return SB_OK;
+}
+
+/* --- RecordSale --- */
+
+static void code_hash(const char *code, uint8_t out[32]) {
+        crypto_hash_sha256(out, (const unsigned char *) code, strlen(code));
+}
+
+/* The receipt's deposit level for a stored sale (settings of its day, cached). */
+static int level_of(sb_call *call, const merchant_row *m, const sale_row *x, int64_t deposit_left) {
+        merchant_settings set;
+        sb_status ignored;
+        /* A settings lookup that fails here must not fail a sale that is already recorded: the level is then
+         * left unspecified. */
+        if (!merchant_settings_get(call, m->district, x->day, &set, &ignored)) {
+                sb_call_fail(call, SB_OK, "%s", "");
+                return SHAREBUY__MERCHANT__V1__DEPOSIT_LEVEL__DEPOSIT_LEVEL_UNSPECIFIED;
+        }
+        return merchant_deposit_level(&set, deposit_left, x->price_micro);
+}
+
+static sb_status record_response(sb_call *call, sb_db *db, const sale_row *x,
+                                 Sharebuy__Common__V1__LedgerLeg *const *legs, size_t n_legs, bool replayed,
+                                 Sharebuy__Merchant__V1__RecordSaleResponse *resp) {
+        merchant_row m;
+        int r = merchant_load(db, x->merchant_id, &m);
+        if (r < 0)
+                return sb_service_db_fail(call, r, "reading the merchant");
+        int level = level_of(call, &m, x, x->deposit_left_sp);
+        resp->receipt = receipt_msg(call, x, m.name, level);
+        resp->split = split_msg(call, x, legs, n_legs);
+        resp->replayed = replayed;
+        return SB_OK;
+}
+
+/* The wallet's answer to a sale's posting, mapped for the caller. Definitive refusals come back with
+ * *ret_definitive so that the pending row is removed (nothing was posted). */
+static sb_status post_refused(sb_call *call, sb_status st, const char *msg, const char *reason, bool *ret_definitive) {
+        *ret_definitive = false;
+        if (st == SB_FAILED_PRECONDITION) {
+                *ret_definitive = true;
+                if (!strcmp(reason, "REASON_INSUFFICIENT_BALANCE"))
+                        return sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_DEPOSIT_INSUFFICIENT",
+                                                   "the deposit no longer covers the sale: %s", msg);
+                return sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_UNSPECIFIED", "the wallet refused: %s",
+                                           msg);
+        }
+        if (st == SB_INVALID_ARGUMENT || st == SB_NOT_FOUND || st == SB_ALREADY_EXISTS || st == SB_PERMISSION_DENIED) {
+                *ret_definitive = true;
+                return merchant_peer_fail(call, "wallet", "the sale's transaction", st, msg);
+        }
+        return sb_call_fail_reason(call, st == SB_DEADLINE_EXCEEDED ? SB_DEADLINE_EXCEEDED : SB_UNAVAILABLE,
+                                   "REASON_DEPENDENCY_UNAVAILABLE",
+                                   "the wallet did not confirm the sale (%s); retry with the same sale id", msg);
+}
+
+/* Posts the stored request of a pending sale and marks it recorded. */
+static sb_status complete_pending(sb_call *call, sb_db *db, sale_row *x, bool replayed,
+                                  Sharebuy__Merchant__V1__RecordSaleResponse *resp) {
+        Sharebuy__Wallet__V1__PostTransactionRequest *pr =
+                sharebuy__wallet__v1__post_transaction_request__unpack(NULL, x->post_len, x->post);
+        if (!pr)
+                return sb_call_fail(call, SB_INTERNAL, "sale %s: its stored request cannot be read; request id %s",
+                                    x->sale_id, sb_call_request_id(call));
+        Sharebuy__Wallet__V1__PostTransactionResponse *tr = NULL;
+        char msg[SB_RPC_MESSAGE_MAX], reason[SB_RPC_REASON_MAX];
+        sb_status st = merchant_peer(call, "wallet", &sharebuy__wallet__v1__wallet__descriptor, "PostTransaction", pr,
+                                     &sharebuy__wallet__v1__post_transaction_response__descriptor, (void **) &tr, msg,
+                                     sizeof msg, reason);
+        if (st != SB_OK) {
+                protobuf_c_message_free_unpacked(&pr->base, NULL);
+                bool definitive;
+                sb_status out = post_refused(call, st, msg, reason, &definitive);
+                if (definitive) {
+                        int r = sale_delete_pending(db, x->merchant_id, x->sale_id);
+                        if (r < 0)
+                                return sb_service_db_fail(call, r, "removing the refused sale");
+                }
+                return out;
+        }
+        merchant_state *ms = merchant_st(call);
+        if (ms->test_delay_after_post_ms > 0) {
+                /* Tests only: the window in which a crash leaves a posted transaction and a pending row. */
+                struct timespec ts = {.tv_sec = ms->test_delay_after_post_ms / 1000,
+                                      .tv_nsec = (ms->test_delay_after_post_ms % 1000) * 1000000};
+                nanosleep(&ts, NULL);
+        }
+        x->tx_id = tr->transaction ? tr->transaction->transaction_id : 0;
+        x->deposit_left_sp = deposit_after(tr->transaction, x->merchant_id);
+        int r = sale_mark_recorded(db, x);
+        if (r < 0) {
+                merchant_free(tr);
+                protobuf_c_message_free_unpacked(&pr->base, NULL);
+                return sb_service_db_fail(call, r, "storing the sale (it is posted: retry with the same sale id)");
+        }
+        x->state = MERCHANT_SALE_RECORDED;
+        st = record_response(call, db, x, pr->legs, pr->n_legs, replayed, resp);
+        merchant_free(tr);
+        protobuf_c_message_free_unpacked(&pr->base, NULL);
+        return st;
+}
+
+/* A sale id seen before: the same sale replays (or completes), another is refused. */
+static sb_status existing_sale(sb_call *call, sb_db *db, sale_row *x, const uint8_t hash[32], int64_t spend,
+                               uint64_t terminal, Sharebuy__Merchant__V1__RecordSaleResponse *resp) {
+        if (memcmp(x->code_hash, hash, 32) != 0 || x->spend_fen != spend || x->terminal_id != terminal)
+                return sb_call_fail_reason(call, SB_ALREADY_EXISTS, "REASON_IDEMPOTENCY_KEY_REUSED",
+                                           "sale id %s was used for a different sale", x->sale_id);
+        if (x->state == MERCHANT_SALE_PENDING)
+                return complete_pending(call, db, x, true, resp);
+        Sharebuy__Wallet__V1__PostTransactionRequest *pr =
+                sharebuy__wallet__v1__post_transaction_request__unpack(NULL, x->post_len, x->post);
+        if (!pr)
+                return sb_call_fail(call, SB_INTERNAL, "sale %s: its stored request cannot be read; request id %s",
+                                    x->sale_id, sb_call_request_id(call));
+        sb_status st = record_response(call, db, x, pr->legs, pr->n_legs, true, resp);
+        protobuf_c_message_free_unpacked(&pr->base, NULL);
+        return st;
+}
+
+sb_status merchant_h_record(sb_call *call, const ProtobufCMessage *req_, ProtobufCMessage *resp_) {
+        const Sharebuy__Merchant__V1__RecordSaleRequest *req = (const void *) req_;
+        Sharebuy__Merchant__V1__RecordSaleResponse *resp = (void *) resp_;
+        sb_claims c;
+        sb_status st = sb_service_auth(call, SB_ROLES(SB_ROLE_CASHIER), &c);
+        if (st != SB_OK)
+                return st;
+        if (!merchant_id_valid(req->sale_id))
+                return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_FIELD_INVALID",
+                                           "sale_id: 1..64 of [A-Za-z0-9_-]");
+        if (!spend_arg(call, req->spend_fen, &st) || !code_arg(call, req->member_code, &st))
+                return st;
+        int64_t now = merchant_now_ms();
+        if (req->captured_unix_ms < 0 || req->captured_unix_ms > now + MERCHANT_CLOCK_SKEW_MS)
+                return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_FIELD_INVALID",
+                                           "captured_unix_ms lies in the future");
+        uint8_t hash[32];
+        code_hash(req->member_code, hash);
+        sb_db *db = merchant_db(call, &st);
+        if (!db)
+                return st;
+        sale_row *x = sb_call_alloc(call, sizeof *x);
+        int r = sale_load(db, c.merchant_id, req->sale_id, x);
+        if (r == 0)
+                return existing_sale(call, db, x, hash, req->spend_fen, c.terminal_id, resp);
+        if (r != -ENOENT)
+                return sb_service_db_fail(call, r, "reading the sale");
+
+        char key[128];
+        snprintf(key, sizeof key, "sale:%" PRIu64 ":%s", c.merchant_id, req->sale_id);
+        sale_prep *p = sb_call_alloc(call, sizeof *p);
+        if (!prepare(call, &c, req->member_code, req->spend_fen, req->captured_unix_ms, key, true, p, &st))
+                return st;
+        *x = p->x;
+        snprintf(x->sale_id, sizeof x->sale_id, "%s", req->sale_id);
+        x->terminal_id = c.terminal_id;
+        x->cashier_user_id = c.uid;
+        memcpy(x->code_hash, hash, 32);
+        x->recorded_ms = now;
+        x->captured_ms = req->captured_unix_ms;
+        x->state = MERCHANT_SALE_PENDING;
+        leg legs[SALE_LEGS_MAX];
+        size_t n = 0;
+        if (sale_legs(x, legs, &n) < 0)
+                return sb_call_fail(call, SB_INTERNAL, "the legs overflowed; request id %s", sb_call_request_id(call));
+        Sharebuy__Wallet__V1__PostTransactionRequest *pr = post_request(call, x, legs, n);
+        size_t packed = protobuf_c_message_get_packed_size(&pr->base);
+        if (packed > sizeof x->post)
+                return sb_call_fail(call, SB_INTERNAL, "the sale's request is too large; request id %s",
+                                    sb_call_request_id(call));
+        x->post_len = protobuf_c_message_pack(&pr->base, x->post);
+
+        /* The pending row first: from here on the sale can be completed by a retry, whatever happens. */
+        r = sale_insert_pending(db, x);
+        if (r == -EEXIST) {
+                /* A concurrent attempt with the same sale id got there first. */
+                if ((r = sale_load(db, c.merchant_id, req->sale_id, x)) < 0)
+                        return sb_service_db_fail(call, r, "reading the sale");
+                return existing_sale(call, db, x, hash, req->spend_fen, c.terminal_id, resp);
+        }
+        if (r < 0)
+                return sb_service_db_fail(call, r, "storing the sale");
+        return complete_pending(call, db, x, false, resp);
+}
+
+/* --- VoidSale --- */
+
+static int void_begin(sb_db *db, uint64_t merchant_id, const char *sale_id, const char *void_id, const char *reason,
+                      uint64_t by) {
+        sb_db_stmt *s;
+        int r = sb_db_prepare(db,
+                              "UPDATE sharebuy_merchant.sales SET void_id = ?, void_state = 1, void_reason = ?, "
+                              "voided_by = ? WHERE merchant_id = ? AND sale_id = ? AND state = 2 AND void_state = 0",
+                              &s);
+        if (r < 0)
+                return r;
+        sb_db_bind_str(s, 0, void_id);
+        sb_db_bind_str(s, 1, reason);
+        sb_db_bind_u64(s, 2, by);
+        sb_db_bind_u64(s, 3, merchant_id);
+        sb_db_bind_str(s, 4, sale_id);
+        if ((r = sb_db_execute(s)) < 0)
+                return r;
+        return sb_db_affected_rows(s) == 1 ? 0 : -ESTALE;
+}
+
+static int void_finish(sb_db *db, const sale_row *x, bool done) {
+        sb_db_stmt *s;
+        int r;
+        if (done) {
+                r = sb_db_prepare(db,
+                                  "UPDATE sharebuy_merchant.sales SET void_state = 2, voided_ms = ?, void_tx_id = ?, "
+                                  "void_deposit_left_sp = ? WHERE merchant_id = ? AND sale_id = ? AND void_state = 1",
+                                  &s);
+                if (r < 0)
+                        return r;
+                sb_db_bind_i64(s, 0, x->voided_ms);
+                sb_db_bind_u64(s, 1, x->void_tx_id);
+                sb_db_bind_i64(s, 2, x->void_deposit_left_sp);
+                sb_db_bind_u64(s, 3, x->merchant_id);
+                sb_db_bind_str(s, 4, x->sale_id);
+        } else {
+                r = sb_db_prepare(db,
+                                  "UPDATE sharebuy_merchant.sales SET void_state = 0, void_id = NULL, void_reason = '', "
+                                  "voided_by = 0 WHERE merchant_id = ? AND sale_id = ? AND void_state = 1",
+                                  &s);
+                if (r < 0)
+                        return r;
+                sb_db_bind_u64(s, 0, x->merchant_id);
+                sb_db_bind_str(s, 1, x->sale_id);
+        }
+        return sb_db_execute(s);
+}
+
+static sb_status void_response(sb_call *call, sb_db *db, const sale_row *x, bool replayed,
+                               Sharebuy__Merchant__V1__VoidSaleResponse *resp) {
+        merchant_row m;
+        int r = merchant_load(db, x->merchant_id, &m);
+        if (r < 0)
+                return sb_service_db_fail(call, r, "reading the merchant");
+        resp->sale = sale_msg(call, x, m.name, level_of(call, &m, x, x->deposit_left_sp), NULL, 0);
+        resp->deposit_left_sp_units = x->void_deposit_left_sp;
+        resp->replayed = replayed;
+        return SB_OK;
+}
+
+/* Posts the reversal of a sale whose void is pending, and records it. */
+static sb_status void_post(sb_call *call, sb_db *db, sale_row *x, bool replayed,
+                           Sharebuy__Merchant__V1__VoidSaleResponse *resp) {
+        Sharebuy__Wallet__V1__ReverseTransactionRequest rq = SHAREBUY__WALLET__V1__REVERSE_TRANSACTION_REQUEST__INIT;
+        char key[128], orig[128];
+        snprintf(key, sizeof key, "void:%" PRIu64 ":%s", x->merchant_id, x->sale_id);
+        snprintf(orig, sizeof orig, "sale:%" PRIu64 ":%s", x->merchant_id, x->sale_id);
+        rq.idempotency_key = key;
+        rq.target_case = SHAREBUY__WALLET__V1__REVERSE_TRANSACTION_REQUEST__TARGET_ORIGINAL_IDEMPOTENCY_KEY;
+        rq.original_idempotency_key = orig;
+        Sharebuy__Common__V1__Cause cause = SHAREBUY__COMMON__V1__CAUSE__INIT;
+        cause.kind = SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_SALE_VOID;
+        cause.reference = x->sale_id;
+        cause.merchant_id = x->merchant_id;
+        rq.cause = &cause;
+        char why[4 * MERCHANT_REASON_MAX_CHARS + 16];
+        snprintf(why, sizeof why, "%s", x->void_reason[0] ? x->void_reason : "sale voided at the till");
+        rq.reason = why;
+        Sharebuy__Wallet__V1__ReverseTransactionResponse *tr = NULL;
+        char msg[SB_RPC_MESSAGE_MAX], reason[SB_RPC_REASON_MAX];
+        sb_status st = merchant_peer(call, "wallet", &sharebuy__wallet__v1__wallet__descriptor, "ReverseTransaction",
+                                     &rq, &sharebuy__wallet__v1__reverse_transaction_response__descriptor,
+                                     (void **) &tr, msg, sizeof msg, reason);
+        if (st == SB_FAILED_PRECONDITION) {
+                /* Not posted: a party has spent what the void takes back (the message names it). */
+                int r = void_finish(db, x, false);
+                if (r < 0)
+                        return sb_service_db_fail(call, r, "releasing the void");
+                return sb_call_fail_reason(call, SB_FAILED_PRECONDITION,
+                                           !strcmp(reason, "REASON_ALREADY_REVERSED") ? "REASON_SALE_ALREADY_VOIDED"
+                                                                                      : "REASON_INSUFFICIENT_BALANCE",
+                                           "the void cannot be posted: %s", msg);
+        }
+        if (st != SB_OK)
+                return sb_call_fail_reason(call, st == SB_DEADLINE_EXCEEDED ? SB_DEADLINE_EXCEEDED : SB_UNAVAILABLE,
+                                           "REASON_DEPENDENCY_UNAVAILABLE",
+                                           "the wallet did not confirm the void (%s %s); retry with the same void id",
+                                           sb_status_name((int) st), msg);
+        x->void_tx_id = tr->transaction ? tr->transaction->transaction_id : 0;
+        x->voided_ms = tr->transaction && tr->transaction->posted_unix_ms ? tr->transaction->posted_unix_ms
+                                                                           : merchant_now_ms();
+        x->void_deposit_left_sp = deposit_after(tr->transaction, x->merchant_id);
+        merchant_free(tr);
+        int r = void_finish(db, x, true);
+        if (r < 0)
+                return sb_service_db_fail(call, r, "storing the void (it is posted: retry with the same void id)");
+        x->void_state = MERCHANT_VOID_DONE;
+        return void_response(call, db, x, replayed, resp);
+}
+
+sb_status merchant_h_void(sb_call *call, const ProtobufCMessage *req_, ProtobufCMessage *resp_) {
+        const Sharebuy__Merchant__V1__VoidSaleRequest *req = (const void *) req_;
+        Sharebuy__Merchant__V1__VoidSaleResponse *resp = (void *) resp_;
+        sb_claims c;
+        sb_status st = sb_service_auth(call, SB_ROLES(SB_ROLE_CASHIER) | SB_ROLES(SB_ROLE_MERCHANT_OWNER), &c);
+        if (st != SB_OK)
+                return st;
+        if (!merchant_id_valid(req->sale_id) || !merchant_id_valid(req->void_id))
+                return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_FIELD_INVALID",
+                                           "sale_id and void_id: 1..64 of [A-Za-z0-9_-]");
+        if (!merchant_text_valid(req->reason, MERCHANT_REASON_MAX_CHARS, false))
+                return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_FIELD_INVALID",
+                                           "reason: at most 200 characters of UTF-8 text");
+        sb_db *db = merchant_db(call, &st);
+        if (!db)
+                return st;
+        sale_row *x = sb_call_alloc(call, sizeof *x);
+        int r = sale_load(db, c.merchant_id, req->sale_id, x);
+        if (r == -ENOENT || (r == 0 && x->state != MERCHANT_SALE_RECORDED))
+                return sb_call_fail_reason(call, SB_NOT_FOUND, "REASON_SALE_UNKNOWN",
+                                           "no recorded sale %s at this merchant", req->sale_id);
+        if (r < 0)
+                return sb_service_db_fail(call, r, "reading the sale");
+        if (x->void_state != MERCHANT_VOID_NONE) {
+                if (strcmp(x->void_id, req->void_id) != 0)
+                        return sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_SALE_ALREADY_VOIDED",
+                                                   "sale %s is already voided (under another void id)", x->sale_id);
+                if (x->void_state == MERCHANT_VOID_DONE)
+                        return void_response(call, db, x, true, resp);
+                return void_post(call, db, x, true, resp);
+        }
+        char today[MERCHANT_DAY_LEN + 1];
+        merchant_today(call, today);
+        if (strcmp(x->day, today) != 0)
+                return sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_VOID_AFTER_CUTOFF",
+                                           "sale %s belongs to business day %s, whose cut-off has passed",
+                                           x->sale_id, x->day);
+        r = void_begin(db, c.merchant_id, x->sale_id, req->void_id, req->reason ? req->reason : "", c.uid);
+        if (r == -EEXIST)
+                return sb_call_fail_reason(call, SB_ALREADY_EXISTS, "REASON_IDEMPOTENCY_KEY_REUSED",
+                                           "void id %s was used for another sale", req->void_id);
+        if (r == -ESTALE)
+                return sb_call_fail_reason(call, SB_ABORTED, "REASON_UNSPECIFIED",
+                                           "sale %s changed meanwhile; retry", x->sale_id);
+        if (r < 0)
+                return sb_service_db_fail(call, r, "starting the void");
+        snprintf(x->void_id, sizeof x->void_id, "%s", req->void_id);
+        snprintf(x->void_reason, sizeof x->void_reason, "%s", req->reason ? req->reason : "");
+        x->voided_by = c.uid;
+        x->void_state = MERCHANT_VOID_PENDING;
+        return void_post(call, db, x, false, resp);
+}
+
+/* --- Reading sales --- */
+
+/* The merchant a reader may see: the token's for till roles (another id: *ret_other), the request's for admins and
+ * services. */
+static bool reader_merchant(sb_call *call, const sb_claims *c, uint64_t req_id, uint64_t *ret, bool *ret_other,
+                            sb_status *st) {
+        *ret_other = false;
+        if (c->role == SB_ROLE_ADMIN || c->role == SB_ROLE_SERVICE) {
+                if (!req_id) {
+                        *st = sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_FIELD_INVALID",
+                                                  "merchant_id: required for an admin or service");
+                        return false;
+                }
+                *ret = req_id;
+                return true;
+        }
+        if (req_id && req_id != c->merchant_id)
+                *ret_other = true;
+        *ret = c->merchant_id;
+        return true;
+}
+
+#define READER_ROLES                                                                                               \
+        (SB_ROLES(SB_ROLE_CASHIER) | SB_ROLES(SB_ROLE_TERMINAL) | SB_ROLES(SB_ROLE_MERCHANT_OWNER) |              \
+         SB_ROLES(SB_ROLE_ADMIN) | SB_ROLES(SB_ROLE_SERVICE))
+
+sb_status merchant_h_get_sale(sb_call *call, const ProtobufCMessage *req_, ProtobufCMessage *resp_) {
+        const Sharebuy__Merchant__V1__GetSaleRequest *req = (const void *) req_;
+        sb_claims c;
+        sb_status st = sb_service_auth(call, READER_ROLES, &c);
+        if (st != SB_OK)
+                return st;
+        uint64_t mid;
+        bool other;
+        if (!reader_merchant(call, &c, req->merchant_id, &mid, &other, &st))
+                return st;
+        if (!merchant_id_valid(req->sale_id))
+                return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_FIELD_INVALID",
+                                           "sale_id: 1..64 of [A-Za-z0-9_-]");
+        /* Another merchant's sale is not found: its existence is not revealed. */
+        if (other)
+                return sb_call_fail_reason(call, SB_NOT_FOUND, "REASON_SALE_UNKNOWN", "no sale %s at this merchant",
+                                           req->sale_id);
+        sb_db *db = merchant_db(call, &st);
+        if (!db)
+                return st;
+        sale_row *x = sb_call_alloc(call, sizeof *x);
+        int r = sale_load(db, mid, req->sale_id, x);
+        if (r == -ENOENT || (r == 0 && x->state != MERCHANT_SALE_RECORDED))
+                return sb_call_fail_reason(call, SB_NOT_FOUND, "REASON_SALE_UNKNOWN", "no sale %s at this merchant",
+                                           req->sale_id);
+        if (r < 0)
+                return sb_service_db_fail(call, r, "reading the sale");
+        merchant_row m;
+        if ((r = merchant_load(db, mid, &m)) < 0)
+                return sb_service_db_fail(call, r, "reading the merchant");
+        Sharebuy__Wallet__V1__PostTransactionRequest *pr =
+                sharebuy__wallet__v1__post_transaction_request__unpack(NULL, x->post_len, x->post);
+        Sharebuy__Merchant__V1__Sale *s = sale_msg(call, x, m.name, level_of(call, &m, x, x->deposit_left_sp),
+                                                   pr ? pr->legs : NULL, pr ? pr->n_legs : 0);
+        if (pr)
+                protobuf_c_message_free_unpacked(&pr->base, NULL);
+        *(Sharebuy__Merchant__V1__Sale *) resp_ = *s;
+        return SB_OK;
+}
+
+#define SALES_PAGE_DEFAULT 50
+#define SALES_PAGE_MAX 500
+
+static uint32_t filter_hash(uint64_t mid, const char *day, uint64_t terminal, bool excl) {
+        uint32_t h = 2166136261u;
+        char buf[80];
+        int n = snprintf(buf, sizeof buf, "%" PRIu64 "|%s|%" PRIu64 "|%d", mid, day, terminal, excl ? 1 : 0);
+        for (int i = 0; i < n; i++)
+                h = (h ^ (uint8_t) buf[i]) * 16777619u;
+        return h;
+}
+
+sb_status merchant_h_list_sales(sb_call *call, const ProtobufCMessage *req_, ProtobufCMessage *resp_) {
+        const Sharebuy__Merchant__V1__ListSalesRequest *req = (const void *) req_;
+        Sharebuy__Merchant__V1__ListSalesResponse *resp = (void *) resp_;
+        sb_claims c;
+        sb_status st = sb_service_auth(call, READER_ROLES, &c);
+        if (st != SB_OK)
+                return st;
+        uint64_t mid;
+        bool other;
+        if (!reader_merchant(call, &c, req->merchant_id, &mid, &other, &st))
+                return st;
+        if (other)
+                return sb_call_fail_reason(call, SB_PERMISSION_DENIED, "REASON_SCOPE_MISMATCH",
+                                           "merchant %" PRIu64 " is not the caller's", req->merchant_id);
+        const char *day = req->business_day ? req->business_day : "";
+        if (*day && !merchant_day_valid(day))
+                return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_FIELD_INVALID",
+                                           "business_day: \"YYYY-MM-DD\"");
+        uint32_t size = req->page && req->page->page_size ? req->page->page_size : SALES_PAGE_DEFAULT;
+        if (size > SALES_PAGE_MAX)
+                size = SALES_PAGE_MAX;
+        uint32_t fh = filter_hash(mid, day, req->terminal_id, req->exclude_voided);
+        uint64_t before = UINT64_MAX;
+        if (req->page && req->page->page_token && *req->page->page_token) {
+                unsigned long long seq = 0;
+                unsigned h = 0;
+                char tail = 0;
+                if (strlen(req->page->page_token) > MERCHANT_PAGE_TOKEN_MAX ||
+                    sscanf(req->page->page_token, "s1.%llu.%x%c", &seq, &h, &tail) != 2 || h != fh || seq == 0)
+                        return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_PAGE_TOKEN_INVALID",
+                                                   "page_token: not one this RPC made with these filters");
+                before = seq;
+        }
+        sb_db *db = merchant_db(call, &st);
+        if (!db)
+                return st;
+        merchant_row m;
+        int r = merchant_load(db, mid, &m);
+        if (r == -ENOENT) {
+                resp->page = sb_call_alloc(call, sizeof *resp->page);
+                sharebuy__common__v1__page_info__init(resp->page);
+                return SB_OK;
+        }
+        if (r < 0)
+                return sb_service_db_fail(call, r, "reading the merchant");
+        sb_db_stmt *s;
+        r = sb_db_prepare(db,
+                          "SELECT " SALE_COLUMNS " FROM sharebuy_merchant.sales WHERE merchant_id = ? AND seq < ? AND "
+                          "state = 2 AND (? = '' OR business_day = ?) AND (? = 0 OR terminal_id = ?) AND "
+                          "(? = 0 OR void_state <> 2) ORDER BY seq DESC LIMIT ?",
+                          &s);
+        if (r < 0)
+                return sb_service_db_fail(call, r, "listing sales");
+        sb_db_bind_u64(s, 0, mid);
+        sb_db_bind_u64(s, 1, before);
+        sb_db_bind_str(s, 2, day);
+        sb_db_bind_str(s, 3, day);
+        sb_db_bind_u64(s, 4, req->terminal_id);
+        sb_db_bind_u64(s, 5, req->terminal_id);
+        sb_db_bind_i64(s, 6, req->exclude_voided ? 1 : 0);
+        sb_db_bind_i64(s, 7, (int64_t) size + 1);
+        if ((r = sb_db_execute(s)) < 0)
+                return sb_service_db_fail(call, r, "listing sales");
+        resp->sales = sb_call_alloc(call, sizeof *resp->sales * (size + 1));
+        uint64_t last = 0;
+        bool more = false;
+        sale_row *x = sb_call_alloc(call, sizeof *x);
+        while ((r = sb_db_fetch(s)) > 0) {
+                if (resp->n_sales == size) {
+                        more = true;
+                        continue;
+                }
+                if ((r = sale_read(s, x, false)) < 0)
+                        break;
+                /* Lists carry the split without its legs (GetSale has them). */
+                resp->sales[resp->n_sales++] = sale_msg(call, x, m.name, 0, NULL, 0);
+                last = x->seq;
+        }
+        if (r < 0)
+                return sb_service_db_fail(call, r, "listing sales");
+        resp->page = sb_call_alloc(call, sizeof *resp->page);
+        sharebuy__common__v1__page_info__init(resp->page);
+        resp->page->next_page_token = more ? sb_call_printf(call, "s1.%" PRIu64 ".%x", last, fh) : "";
+        return SB_OK;
+}
+
+#define SUMMARY_TERMINALS_MAX 1000
+
+sb_status merchant_h_day_summary(sb_call *call, const ProtobufCMessage *req_, ProtobufCMessage *resp_) {
+        const Sharebuy__Merchant__V1__DaySummaryRequest *req = (const void *) req_;
+        Sharebuy__Merchant__V1__DaySummaryResponse *resp = (void *) resp_;
+        sb_claims c;
+        sb_status st = sb_service_auth(call,
+                                       SB_ROLES(SB_ROLE_CASHIER) | SB_ROLES(SB_ROLE_TERMINAL) |
+                                               SB_ROLES(SB_ROLE_MERCHANT_OWNER) | SB_ROLES(SB_ROLE_ADMIN),
+                                       &c);
+        if (st != SB_OK)
+                return st;
+        uint64_t mid;
+        bool other;
+        if (!reader_merchant(call, &c, req->merchant_id, &mid, &other, &st))
+                return st;
+        if (other)
+                return sb_call_fail_reason(call, SB_PERMISSION_DENIED, "REASON_SCOPE_MISMATCH",
+                                           "merchant %" PRIu64 " is not the caller's", req->merchant_id);
+        char day[MERCHANT_DAY_LEN + 1];
+        if (req->business_day && *req->business_day) {
+                if (!merchant_day_valid(req->business_day))
+                        return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_FIELD_INVALID",
+                                                   "business_day: \"YYYY-MM-DD\"");
+                snprintf(day, sizeof day, "%s", req->business_day);
+        } else
+                merchant_today(call, day);
+        sb_db *db = merchant_db(call, &st);
+        if (!db)
+                return st;
+        sb_db_stmt *s;
+        int r = sb_db_prepare(
+                db,
+                "SELECT terminal_id, COUNT(*), SUM(void_state = 2), SUM(spend_fen), "
+                "SUM(IF(void_state = 2, spend_fen, 0)), SUM(IF(void_state = 2, 0, member_cv)), "
+                "SUM(IF(void_state = 2, 0, merchant_cv)), SUM(IF(void_state = 2, 0, deposit_sp)), MIN(recorded_ms), "
+                "MAX(recorded_ms) FROM sharebuy_merchant.sales WHERE merchant_id = ? AND business_day = ? AND "
+                "state = 2 AND (? = 0 OR terminal_id = ?) GROUP BY terminal_id ORDER BY terminal_id LIMIT ?",
+                &s);
+        if (r < 0)
+                return sb_service_db_fail(call, r, "summing the day");
+        sb_db_bind_u64(s, 0, mid);
+        sb_db_bind_str(s, 1, day);
+        sb_db_bind_u64(s, 2, req->terminal_id);
+        sb_db_bind_u64(s, 3, req->terminal_id);
+        sb_db_bind_i64(s, 4, SUMMARY_TERMINALS_MAX);
+        if ((r = sb_db_execute(s)) < 0)
+                return sb_service_db_fail(call, r, "summing the day");
+        Sharebuy__Merchant__V1__SalesTotals *total = sb_call_alloc(call, sizeof *total);
+        sharebuy__merchant__v1__sales_totals__init(total);
+        resp->terminals = sb_call_alloc(call, sizeof *resp->terminals * SUMMARY_TERMINALS_MAX);
+        int rr = 0;
+        while ((r = sb_db_fetch(s)) > 0) {
+                Sharebuy__Merchant__V1__TerminalSummary *t = sb_call_alloc(call, sizeof *t);
+                sharebuy__merchant__v1__terminal_summary__init(t);
+                Sharebuy__Merchant__V1__SalesTotals *o = sb_call_alloc(call, sizeof *o);
+                sharebuy__merchant__v1__sales_totals__init(o);
+                int64_t cnt = 0, voids = 0;
+                rr |= sb_db_col_u64(s, 0, &t->terminal_id);
+                rr |= sb_db_col_i64(s, 1, &cnt);
+                rr |= sb_db_col_i64(s, 2, &voids);
+                rr |= sb_db_col_i64(s, 3, &o->gross_spend_fen);
+                rr |= sb_db_col_i64(s, 4, &o->void_spend_fen);
+                rr |= sb_db_col_i64(s, 5, &o->net_member_cv_units);
+                rr |= sb_db_col_i64(s, 6, &o->net_merchant_cv_units);
+                rr |= sb_db_col_i64(s, 7, &o->net_deposit_sp_units);
+                rr |= sb_db_col_i64(s, 8, &o->first_sale_unix_ms);
+                rr |= sb_db_col_i64(s, 9, &o->last_sale_unix_ms);
+                o->sale_count = (uint32_t) cnt;
+                o->void_count = (uint32_t) voids;
+                rr |= sb_sub_i64(o->gross_spend_fen, o->void_spend_fen, &o->net_spend_fen);
+                t->totals = o;
+                t->terminal_label = "";
+                resp->terminals[resp->n_terminals++] = t;
+                total->sale_count += o->sale_count;
+                total->void_count += o->void_count;
+                rr |= sb_add_i64(total->gross_spend_fen, o->gross_spend_fen, &total->gross_spend_fen);
+                rr |= sb_add_i64(total->void_spend_fen, o->void_spend_fen, &total->void_spend_fen);
+                rr |= sb_add_i64(total->net_spend_fen, o->net_spend_fen, &total->net_spend_fen);
+                rr |= sb_add_i64(total->net_member_cv_units, o->net_member_cv_units, &total->net_member_cv_units);
+                rr |= sb_add_i64(total->net_merchant_cv_units, o->net_merchant_cv_units,
+                                 &total->net_merchant_cv_units);
+                rr |= sb_add_i64(total->net_deposit_sp_units, o->net_deposit_sp_units, &total->net_deposit_sp_units);
+                if (!total->first_sale_unix_ms || o->first_sale_unix_ms < total->first_sale_unix_ms)
+                        total->first_sale_unix_ms = o->first_sale_unix_ms;
+                if (o->last_sale_unix_ms > total->last_sale_unix_ms)
+                        total->last_sale_unix_ms = o->last_sale_unix_ms;
+        }
+        if (r < 0)
+                return sb_service_db_fail(call, r, "summing the day");
+        if (rr)
+                return sb_call_fail(call, SB_INTERNAL, "the day's sums do not fit; request id %s",
+                                    sb_call_request_id(call));
+        resp->merchant_id = mid;
+        resp->business_day = sb_call_strdup(call, day);
+        resp->total = total;
+        merchant_state *ms = merchant_st(call);
+        int64_t end = 0;
+        merchant_business_day_end(day, ms->utc_offset_min, ms->cutoff_min, &end);
+        resp->generated_unix_ms = merchant_now_ms();
+        resp->closed = resp->generated_unix_ms >= end;
+        /* The deposit now, when the wallet knows the merchant (best effort: the report stands without it). */
+        merchant_deposit d;
+        sb_status ignored;
+        if (merchant_deposit_get(call, mid, &d, &ignored))
+                resp->deposit_sp_units = d.sp_units;
+        else
+                sb_call_fail(call, SB_OK, "%s", "");
+        return SB_OK;
+}
