@@ -66,6 +66,8 @@ extern const sb_ctl_command sb_ctl_region_command;
 extern const sb_ctl_command sb_ctl_health_command;
 extern const sb_ctl_command sb_ctl_auth_command;
 extern const sb_ctl_command sb_ctl_ledger_command;
+extern const sb_ctl_command sb_ctl_admin_command;
+extern const sb_ctl_command sb_ctl_member_command;
 
 /* Runs sharebuyctl with argv (argv[0] is the program name), writing to out and err. Reads the environment for
  * defaults. Returns the exit code. Thread-safe as long as the environment does not change meanwhile. */
