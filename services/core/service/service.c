@@ -130,6 +130,10 @@ static void worker_fini(void *arg, void *state) {
         free(w);
 }
 
+sb_metrics_registry *sb_service_metrics(void) {
+        return the_runtime.metrics;
+}
+
 sb_db *sb_service_db(sb_call *call) {
         struct worker *w = sb_call_worker(call);
         if (!w)
@@ -403,15 +407,16 @@ int sb_service_main(const sb_service_def *def, int argc, char **argv) {
         if (wait_for_database(cfg, &rt->dbc) < 0)
                 goto out_rpc;
 
+        /* The registry exists before init and until after fini, so a service's own threads may keep metrics. */
+        if (sb_metrics_registry_new(0, &rt->metrics) < 0)
+                abort();
         void *state = NULL;
         if (def->init && def->init(cfg, &state, err, sizeof err) < 0) {
                 sb_log_kv(SB_LOG_ERROR, "start", "the service could not start", "error", SB_LOG_STR(err), NULL);
-                goto out_rpc;
+                goto out_registry;
         }
 
         sb_metrics_http *http = NULL;
-        if (sb_metrics_registry_new(0, &rt->metrics) < 0)
-                abort();
         int metrics_port = (int)sb_config_int(cfg, "metrics.port");
         if (metrics_port > 0 &&
             sb_metrics_http_start(rt->metrics, sb_config_str(cfg, "metrics.listen"), metrics_port, &http, err,
@@ -457,11 +462,12 @@ int sb_service_main(const sb_service_def *def, int argc, char **argv) {
         status = 0;
 out_metrics:
         sb_metrics_http_stop(http);
-        sb_metrics_registry_free(rt->metrics);
-        rt->metrics = NULL;
 out_state:
         if (def->fini)
                 def->fini(state);
+out_registry:
+        sb_metrics_registry_free(rt->metrics);
+        rt->metrics = NULL;
 out_rpc:
         for (int i = 0; i < N_PEERS; i++) {
                 sb_rpc_client_free(rt->peers[i]);

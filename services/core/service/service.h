@@ -40,6 +40,11 @@ typedef struct sb_service_def {
  * error. */
 int sb_service_main(const sb_service_def *def, int argc, char **argv);
 
+/* The service's metrics registry (exposed on metrics.port), for a service's own families; it exists from before
+ * def->init until after def->fini. NULL outside sb_service_main(). */
+typedef struct sb_metrics_registry sb_metrics_registry;
+sb_metrics_registry *sb_service_metrics(void);
+
 /* The database connection of the worker running this call, connected (or reconnected) on demand. NULL when the
  * database cannot be reached: the handler answers UNAVAILABLE (sb_service_db_unavailable gives the message). */
 sb_db *sb_service_db(sb_call *call);

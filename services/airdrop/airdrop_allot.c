@@ -1,0 +1,159 @@
+/* airdrop_allot: the day's allotment streamed over the participants in bounded memory, with the rules of economy.h
+ * (sb_econ_share_floor, sb_econ_leftover, the sb_econ_select_* threshold, sb_econ_gets_extra, sb_econ_cap_share):
+ * a chunked caller gets exactly what sb_econ_allot() gives in memory. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "airdrop_internal.h"
+#include "units.h"
+
+#define TRY(x)                                                                                                       \
+        do {                                                                                                         \
+                int r_ = (x);                                                                                        \
+                if (r_ < 0)                                                                                          \
+                        return r_;                                                                                   \
+        } while (0)
+
+static int scan_page(sb_db *db, const char *day, uint64_t lo, uint64_t hi, airdrop_row *rows, size_t *ret_n) {
+        sb_db_stmt *s;
+        if (day) {
+                TRY(sb_db_prepare(db,
+                                  "SELECT seq, account_id, owner_kind, owner_id, cv_units FROM snapshot"
+                                  " WHERE business_day = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT 8192",
+                                  &s));
+                TRY(sb_db_bind_str(s, 0, day));
+                TRY(sb_db_bind_u64(s, 1, lo));
+                TRY(sb_db_bind_u64(s, 2, hi));
+        } else {
+                TRY(sb_db_prepare(db,
+                                  "SELECT 0, account_id, owner_kind, owner_id, cv_units"
+                                  " FROM sharebuy_wallet.airdrop_active_cv WHERE account_id > ?"
+                                  " ORDER BY account_id LIMIT 8192",
+                                  &s));
+                TRY(sb_db_bind_u64(s, 0, lo));
+        }
+        TRY(sb_db_execute(s));
+        size_t n = 0;
+        int r;
+        while ((r = sb_db_fetch(s)) > 0) {
+                if (n >= AIRDROP_PAGE)
+                        return -EIO;
+                airdrop_row *w = &rows[n++];
+                int64_t kind;
+                TRY(sb_db_col_u64(s, 0, &w->seq));
+                TRY(sb_db_col_u64(s, 1, &w->account_id));
+                TRY(sb_db_col_i64(s, 2, &kind));
+                TRY(sb_db_col_u64(s, 3, &w->owner_id));
+                TRY(sb_db_col_i64(s, 4, &w->cv));
+                w->owner_kind = (int) kind;
+        }
+        if (r < 0)
+                return r;
+        *ret_n = n;
+        return 0;
+}
+
+int airdrop_scan(sb_db *db, const char *day, uint64_t seq_lo, uint64_t seq_hi, airdrop_row_fn fn, void *arg) {
+        airdrop_row *rows = malloc(AIRDROP_PAGE * sizeof *rows);
+        if (!rows)
+                return -ENOMEM;
+        uint64_t lo = day ? seq_lo : 0;
+        int r = 0;
+        for (;;) {
+                size_t n = 0;
+                r = scan_page(db, day, lo, seq_hi, rows, &n);
+                if (r < 0 || n == 0)
+                        break;
+                r = fn(rows, n, arg);
+                if (r < 0)
+                        break;
+                lo = day ? rows[n - 1].seq + 1 : rows[n - 1].account_id;
+                if (n < AIRDROP_PAGE)
+                        break;
+        }
+        free(rows);
+        return r < 0 ? r : 0;
+}
+
+typedef struct pass1 {
+        const airdrop_params *p;
+        int64_t floor_sum;
+        uint64_t seen;
+} pass1;
+
+static int pass1_fn(const airdrop_row *rows, size_t n, void *arg) {
+        pass1 *c = arg;
+        for (size_t i = 0; i < n; i++) {
+                int64_t floor, rem;
+                TRY(sb_econ_share_floor(rows[i].cv, c->p->d, c->p->cv_total, &floor, &rem));
+                if (sb_add_i64(c->floor_sum, floor, &c->floor_sum) < 0)
+                        return -ERANGE;
+        }
+        c->seen += n;
+        return 0;
+}
+
+typedef struct select_pass {
+        const airdrop_params *p;
+        sb_econ_select *sel;
+} select_pass;
+
+static int select_fn(const airdrop_row *rows, size_t n, void *arg) {
+        select_pass *c = arg;
+        for (size_t i = 0; i < n; i++) {
+                int64_t floor, rem;
+                TRY(sb_econ_share_floor(rows[i].cv, c->p->d, c->p->cv_total, &floor, &rem));
+                TRY(sb_econ_select_feed(c->sel, rem, rows[i].account_id));
+        }
+        return 0;
+}
+
+int airdrop_allot_params(sb_db *db, const char *day, airdrop_params *p) {
+        p->leftover = 0;
+        p->thr = (sb_econ_threshold){.none = true};
+        if (p->n == 0 || p->cv_total <= 0 || p->d == 0)
+                return 0;
+        pass1 c1 = {.p = p};
+        TRY(airdrop_scan(db, day, 0, UINT64_MAX, pass1_fn, &c1));
+        if (c1.seen != p->n)
+                return -EINVAL; /* the participants changed under the scan */
+        int64_t k;
+        TRY(sb_econ_leftover(p->d, c1.floor_sum, p->n, &k));
+        p->leftover = k;
+        if (k == 0)
+                return 0;
+        sb_econ_select *sel = malloc(sizeof *sel);
+        if (!sel)
+                return -ENOMEM;
+        int r = sb_econ_select_init(sel, (uint64_t) k, p->cv_total, p->id_max);
+        select_pass c2 = {.p = p, .sel = sel};
+        unsigned passes = 0;
+        while (r >= 0) {
+                r = airdrop_scan(db, day, 0, UINT64_MAX, select_fn, &c2);
+                if (r < 0)
+                        break;
+                r = sb_econ_select_next(sel);
+                if (r <= 0)
+                        break;
+                if (++passes > 16) { /* the selection promises at most eight */
+                        r = -EIO;
+                        break;
+                }
+        }
+        if (r == 0)
+                r = sb_econ_select_result(sel, &p->thr);
+        free(sel);
+        return r;
+}
+
+int airdrop_share(const airdrop_params *p, uint64_t account_id, int64_t cv, sb_econ_capped *ret) {
+        if (p->cv_total <= 0 || p->d == 0) {
+                *ret = (sb_econ_capped){0};
+                return 0;
+        }
+        int64_t floor, rem;
+        TRY(sb_econ_share_floor(cv, p->d, p->cv_total, &floor, &rem));
+        int64_t share = floor + (sb_econ_gets_extra(rem, account_id, &p->thr) ? 1 : 0);
+        return sb_econ_cap_share(share, cv, p->price_micro, ret);
+}
