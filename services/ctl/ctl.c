@@ -18,6 +18,7 @@ static const sb_ctl_command *const commands[] = {
     &sb_ctl_health_command,
     &sb_ctl_auth_command,
     &sb_ctl_ledger_command,
+    &sb_ctl_airdrop_command,
     &sb_ctl_admin_command,
     &sb_ctl_member_command,
 };

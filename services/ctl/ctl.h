@@ -66,6 +66,7 @@ extern const sb_ctl_command sb_ctl_region_command;
 extern const sb_ctl_command sb_ctl_health_command;
 extern const sb_ctl_command sb_ctl_auth_command;
 extern const sb_ctl_command sb_ctl_ledger_command;
+extern const sb_ctl_command sb_ctl_airdrop_command;
 extern const sb_ctl_command sb_ctl_admin_command;
 extern const sb_ctl_command sb_ctl_member_command;
 

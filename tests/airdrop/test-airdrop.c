@@ -7,7 +7,8 @@
  *
  *   example3   economics.md worked example 3 (CV_T 100 000, D 500): 1000 CV → 5 SP, 5000 CV → 25 SP; preview,
  *              replay, days out of order, GetMyAllotments
- *   example4   worked example 4 (D 888, P 2.00): 1000 CV → 8.88 SP for 17.76 CV, 982.24 CV kept
+ *   example4   worked example 4 (D 888, P 2.00): 1000 CV → 8.88 SP for 17.76 CV, 982.24 CV kept; run by
+ *              `sharebuyctl airdrop run --json`
  *   example5   worked example 5 (constant 888 a day, cap 972 360): the last release day is day 1095
  *   example6   worked example 6 (decaying 498 a day): year 1 releases 181 770, year 2 90 885
  *   resume     kill -9 between chunks, restart: the allotment equals sb_econ_allot's unit for unit, nobody twice
@@ -303,8 +304,16 @@ static void test_example4(void) {
         start();
         member_with_cv(201, U(1000));
         member_with_cv(202, U(99000));
+        /* Through sharebuyctl, as an operator would. */
+        char *out = NULL;
+        const char *args[] = {"--json", "airdrop", "run", "--day", START_DAY, "--target",
+                              sb_test_stack_addr(st, "airdrop"), "--private", sb_test_stack_private_key(st), NULL};
+        SB_CHECK_EQ(sb_test_stack_ctl(st, &out, args), 0);
+        SB_CHECK(out && strstr(out, "\"status\":\"COMPLETED\"") && strstr(out, "\"allotted_sp_units\":8880000"));
+        free(out);
         Sharebuy__Airdrop__V1__RunDayResponse *rr;
         SB_CHECK_EQ(run_day(START_DAY, true, &rr, NULL), SB_OK);
+        SB_CHECK(rr->replayed);
         SB_CHECK_EQ(rr->run->price_micro_yuan, 2000000);
         SB_CHECK_EQ(rr->run->allotted_sp_units, U(888));
         protobuf_c_message_free_unpacked(&rr->base, NULL);
