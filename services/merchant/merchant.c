@@ -179,6 +179,23 @@ bool merchant_settings_get(sb_call *call, const char *district, const char *day,
         return true;
 }
 
+bool merchant_open_accounts(sb_call *call, int kind, uint64_t id, sb_status *ret_status) {
+        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
+        o.kind = (Sharebuy__Common__V1__OwnerKind) kind;
+        o.id = id;
+        Sharebuy__Wallet__V1__OpenAccountsRequest oa = SHAREBUY__WALLET__V1__OPEN_ACCOUNTS_REQUEST__INIT;
+        oa.owner = &o;
+        char msg[SB_RPC_MESSAGE_MAX];
+        sb_status s = merchant_peer(call, "wallet", &sharebuy__wallet__v1__wallet__descriptor, "OpenAccounts", &oa,
+                                    &sharebuy__wallet__v1__open_accounts_response__descriptor, NULL, msg, sizeof msg,
+                                    NULL);
+        if (s != SB_OK) {
+                *ret_status = merchant_peer_fail(call, "wallet", "opening ledger accounts", s, msg);
+                return false;
+        }
+        return true;
+}
+
 /* --- Centres: region.CentresForDistrict, cached; dropped when region.GetCentreRevision changes --- */
 
 static bool centre_revision_check(sb_call *call, merchant_state *st, sb_status *ret_status) {
@@ -240,6 +257,11 @@ bool merchant_centres_get(sb_call *call, const char *district, uint64_t *ret_cen
         uint64_t p = r->centre && r->parent ? r->parent->centre_id : 0;
         uint64_t rev = r->revision;
         merchant_free(r);
+        /* The centres' ledger accounts must exist before a sale credits them; opening is idempotent and happens
+         * once per cache fill, so region need not have done it. */
+        if ((c && !merchant_open_accounts(call, SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_CENTRE, c, ret_status)) ||
+            (p && !merchant_open_accounts(call, SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_CENTRE, p, ret_status)))
+                return false;
         pthread_mutex_lock(&st->mu);
         /* An answer of an older revision than the one known is not cached (a change happened meanwhile). */
         if (rev >= st->centre_revision) {

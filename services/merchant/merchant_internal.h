@@ -134,6 +134,9 @@ sb_status merchant_peer_fail(sb_call *call, const char *peer, const char *what, 
 bool merchant_settings_get(sb_call *call, const char *district, const char *day, merchant_settings *ret,
                            sb_status *ret_status);
 
+/* Opens the ledger accounts of an owner (idempotent). */
+bool merchant_open_accounts(sb_call *call, int kind, uint64_t id, sb_status *ret_status);
+
 /* The centre and parent centre of district (0 for none), cached and dropped when region's centre revision changes
  * (checked at most every centre_poll_ms). */
 bool merchant_centres_get(sb_call *call, const char *district, uint64_t *ret_centre, uint64_t *ret_parent,

@@ -291,19 +291,9 @@ static bool may_decide(sb_call *call, const sb_claims *c, const char *district, 
 
 /* Opens the merchant's ledger accounts and grants its owner MERCHANT_OWNER. Both are idempotent. */
 static bool approve_effects(sb_call *call, sb_db *db, const merchant_row *m, sb_status *ret) {
-        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
-        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MERCHANT;
-        o.id = m->id;
-        Sharebuy__Wallet__V1__OpenAccountsRequest oa = SHAREBUY__WALLET__V1__OPEN_ACCOUNTS_REQUEST__INIT;
-        oa.owner = &o;
         char msg[SB_RPC_MESSAGE_MAX];
-        sb_status s = merchant_peer(call, "wallet", &sharebuy__wallet__v1__wallet__descriptor, "OpenAccounts", &oa,
-                                    &sharebuy__wallet__v1__open_accounts_response__descriptor, NULL, msg, sizeof msg,
-                                    NULL);
-        if (s != SB_OK) {
-                *ret = merchant_peer_fail(call, "wallet", "opening the merchant's accounts", s, msg);
+        if (!merchant_open_accounts(call, SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MERCHANT, m->id, ret))
                 return false;
-        }
         if (m->owner_granted)
                 return true;
         Sharebuy__Identity__V1__RoleGrant g = SHAREBUY__IDENTITY__V1__ROLE_GRANT__INIT;
@@ -312,7 +302,7 @@ static bool approve_effects(sb_call *call, sb_db *db, const merchant_row *m, sb_
         Sharebuy__Identity__V1__GrantRoleRequest gr = SHAREBUY__IDENTITY__V1__GRANT_ROLE_REQUEST__INIT;
         gr.user_id = m->owner_user_id;
         gr.grant = &g;
-        s = merchant_peer(call, "identity", &sharebuy__identity__v1__identity__descriptor, "GrantRole", &gr,
+        sb_status s = merchant_peer(call, "identity", &sharebuy__identity__v1__identity__descriptor, "GrantRole", &gr,
                           &sharebuy__identity__v1__role_grant__descriptor, NULL, msg, sizeof msg, NULL);
         if (s == SB_OK) {
                 int r = merchant_set_granted(db, m->id);
