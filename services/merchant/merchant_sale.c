@@ -248,6 +248,32 @@ static int sale_delete_pending(sb_db *db, uint64_t merchant_id, const char *sale
         return sb_db_execute(s);
 }
 
+/* --- Wallet keys --- */
+
+#define WALLET_KEY_MAX 64 /* the wallet's limit on idempotency keys */
+
+/* The wallet key of a sale ("sale") or its void ("void"): "<kind>:<merchant>:<sale_id>", or, when that would pass
+ * the wallet's 64 characters (sale ids may have 64 on their own), "<kind>:<merchant>:#" and the first 40 hex digits
+ * of the SHA-256 of the sale id: still one key per sale, never shared. */
+static void wallet_key(char out[WALLET_KEY_MAX + 1], const char *kind, uint64_t merchant_id, const char *sale_id) {
+        char buf[160];
+        int n = snprintf(buf, sizeof buf, "%s:%" PRIu64 ":%s", kind, merchant_id, sale_id);
+        if (n > 0 && n <= WALLET_KEY_MAX) {
+                memcpy(out, buf, (size_t) n + 1);
+                return;
+        }
+        uint8_t h[32];
+        crypto_hash_sha256(h, (const unsigned char *) sale_id, strlen(sale_id));
+        static const char hex[] = "0123456789abcdef";
+        char hx[41];
+        for (int i = 0; i < 20; i++) {
+                hx[2 * i] = hex[h[i] >> 4];
+                hx[2 * i + 1] = hex[h[i] & 15];
+        }
+        hx[40] = '\0';
+        snprintf(out, WALLET_KEY_MAX + 1, "%s:%" PRIu64 ":#%s", kind, merchant_id, hx);
+}
+
 /* --- Messages --- */
 
 static Sharebuy__Common__V1__OwnerRef *owner_msg(sb_call *call, int kind, uint64_t id) {
@@ -454,7 +480,8 @@ static Sharebuy__Wallet__V1__PostTransactionRequest *post_request(sb_call *call,
                                                                   size_t n) {
         Sharebuy__Wallet__V1__PostTransactionRequest *p = sb_call_alloc(call, sizeof *p);
         sharebuy__wallet__v1__post_transaction_request__init(p);
-        p->idempotency_key = sb_call_printf(call, "sale:%" PRIu64 ":%s", x->merchant_id, x->sale_id);
+        p->idempotency_key = sb_call_alloc(call, WALLET_KEY_MAX + 1);
+        wallet_key(p->idempotency_key, "sale", x->merchant_id, x->sale_id);
         Sharebuy__Common__V1__Cause *c = sb_call_alloc(call, sizeof *c);
         sharebuy__common__v1__cause__init(c);
         c->kind = SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_SALE;
@@ -827,15 +854,20 @@ static int level_of(sb_call *call, const merchant_row *m, const sale_row *x, int
         return merchant_deposit_level(&set, deposit_left, x->price_micro);
 }
 
+/* The response for sale x; known is its merchant when the caller has it (NULL: read it). */
 static sb_status record_response(sb_call *call, sb_db *db, const sale_row *x,
                                  Sharebuy__Common__V1__LedgerLeg *const *legs, size_t n_legs, bool replayed,
-                                 Sharebuy__Merchant__V1__RecordSaleResponse *resp) {
-        merchant_row m;
-        int r = merchant_load(db, x->merchant_id, &m);
-        if (r < 0)
-                return sb_service_db_fail(call, r, "reading the merchant");
-        int level = level_of(call, &m, x, x->deposit_left_sp);
-        resp->receipt = receipt_msg(call, x, m.name, level);
+                                 const merchant_row *known, Sharebuy__Merchant__V1__RecordSaleResponse *resp) {
+        merchant_row loaded;
+        const merchant_row *m = known;
+        if (!m) {
+                int r = merchant_load(db, x->merchant_id, &loaded);
+                if (r < 0)
+                        return sb_service_db_fail(call, r, "reading the merchant");
+                m = &loaded;
+        }
+        int level = level_of(call, m, x, x->deposit_left_sp);
+        resp->receipt = receipt_msg(call, x, m->name, level);
         resp->split = split_msg(call, x, legs, n_legs);
         resp->replayed = replayed;
         return SB_OK;
@@ -863,7 +895,7 @@ static sb_status post_refused(sb_call *call, sb_status st, const char *msg, cons
 }
 
 /* Posts the stored request of a pending sale and marks it recorded. */
-static sb_status complete_pending(sb_call *call, sb_db *db, sale_row *x, bool replayed,
+static sb_status complete_pending(sb_call *call, sb_db *db, sale_row *x, bool replayed, const merchant_row *known,
                                   Sharebuy__Merchant__V1__RecordSaleResponse *resp) {
         Sharebuy__Wallet__V1__PostTransactionRequest *pr =
                 sharebuy__wallet__v1__post_transaction_request__unpack(NULL, x->post_len, x->post);
@@ -902,7 +934,7 @@ static sb_status complete_pending(sb_call *call, sb_db *db, sale_row *x, bool re
                 return sb_service_db_fail(call, r, "storing the sale (it is posted: retry with the same sale id)");
         }
         x->state = MERCHANT_SALE_RECORDED;
-        st = record_response(call, db, x, pr->legs, pr->n_legs, replayed, resp);
+        st = record_response(call, db, x, pr->legs, pr->n_legs, replayed, known, resp);
         merchant_free(tr);
         protobuf_c_message_free_unpacked(&pr->base, NULL);
         return st;
@@ -915,13 +947,13 @@ static sb_status existing_sale(sb_call *call, sb_db *db, sale_row *x, const uint
                 return sb_call_fail_reason(call, SB_ALREADY_EXISTS, "REASON_IDEMPOTENCY_KEY_REUSED",
                                            "sale id %s was used for a different sale", x->sale_id);
         if (x->state == MERCHANT_SALE_PENDING)
-                return complete_pending(call, db, x, true, resp);
+                return complete_pending(call, db, x, true, NULL, resp);
         Sharebuy__Wallet__V1__PostTransactionRequest *pr =
                 sharebuy__wallet__v1__post_transaction_request__unpack(NULL, x->post_len, x->post);
         if (!pr)
                 return sb_call_fail(call, SB_INTERNAL, "sale %s: its stored request cannot be read; request id %s",
                                     x->sale_id, sb_call_request_id(call));
-        sb_status st = record_response(call, db, x, pr->legs, pr->n_legs, true, resp);
+        sb_status st = record_response(call, db, x, pr->legs, pr->n_legs, true, NULL, resp);
         protobuf_c_message_free_unpacked(&pr->base, NULL);
         return st;
 }
@@ -988,7 +1020,7 @@ sb_status merchant_h_record(sb_call *call, const ProtobufCMessage *req_, Protobu
         }
         if (r < 0)
                 return sb_service_db_fail(call, r, "storing the sale");
-        return complete_pending(call, db, x, false, resp);
+        return complete_pending(call, db, x, false, &p->m, resp);
 }
 
 /* --- VoidSale --- */
@@ -1056,9 +1088,9 @@ static sb_status void_response(sb_call *call, sb_db *db, const sale_row *x, bool
 static sb_status void_post(sb_call *call, sb_db *db, sale_row *x, bool replayed,
                            Sharebuy__Merchant__V1__VoidSaleResponse *resp) {
         Sharebuy__Wallet__V1__ReverseTransactionRequest rq = SHAREBUY__WALLET__V1__REVERSE_TRANSACTION_REQUEST__INIT;
-        char key[128], orig[128];
-        snprintf(key, sizeof key, "void:%" PRIu64 ":%s", x->merchant_id, x->sale_id);
-        snprintf(orig, sizeof orig, "sale:%" PRIu64 ":%s", x->merchant_id, x->sale_id);
+        char key[WALLET_KEY_MAX + 1], orig[WALLET_KEY_MAX + 1];
+        wallet_key(key, "void", x->merchant_id, x->sale_id);
+        wallet_key(orig, "sale", x->merchant_id, x->sale_id);
         rq.idempotency_key = key;
         rq.target_case = SHAREBUY__WALLET__V1__REVERSE_TRANSACTION_REQUEST__TARGET_ORIGINAL_IDEMPOTENCY_KEY;
         rq.original_idempotency_key = orig;

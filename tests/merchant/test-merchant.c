@@ -935,6 +935,27 @@ static void test_crash(void) {
         free_msg(sale);
         free(code);
         printf("crash between posting and storing: one sale, balances once: ok\n");
+
+        /* The longest sale id (64 characters) records and voids: the wallet keys stay within the wallet's limit. */
+        code = member_code(&VIP);
+        char longid[65], vid[65];
+        memset(longid, 'L', 64);
+        longid[64] = '\0';
+        memcpy(longid, sid, strlen(sid));
+        memset(vid, 'V', 64);
+        vid[64] = '\0';
+        xb = balances(K_MERCHANT, M1.id);
+        SB_CHECK_EQ(record(M1.cashier_tok, longid, code, YUAN(20), &r), SB_OK);
+        free_msg(r);
+        SB_CHECK_EQ(balances(K_MERCHANT, M1.id).sp, xb.sp - SP(1));
+        Sharebuy__Merchant__V1__VoidSaleRequest v = SHAREBUY__MERCHANT__V1__VOID_SALE_REQUEST__INIT;
+        v.sale_id = longid;
+        v.void_id = vid;
+        SB_CHECK_EQ(MCALL("VoidSale", &v, &sharebuy__merchant__v1__void_sale_response__descriptor, M1.cashier_tok, NULL),
+                    SB_OK);
+        SB_CHECK_EQ(balances(K_MERCHANT, M1.id).sp, xb.sp);
+        free(code);
+        printf("64-character sale id: ok\n");
 }
 
 static const char *data_dir(void) {
