@@ -24,6 +24,7 @@ static const sb_rpc_method identity_methods[] = {
         { "GetMember", identity_get_member },
         { "ResolveReferralCode", identity_resolve_referral_code },
         { "CreateStaff", identity_create_staff },
+        { "ListStaff", identity_list_staff },
         { "SetStaffDisabled", identity_set_staff_disabled },
         { "ResetStaffPassword", identity_reset_staff_password },
         { "GrantRole", identity_grant_role },

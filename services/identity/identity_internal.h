@@ -187,6 +187,7 @@ sb_status identity_get_me(sb_call *, const ProtobufCMessage *, ProtobufCMessage 
 sb_status identity_get_member(sb_call *, const ProtobufCMessage *, ProtobufCMessage *);
 sb_status identity_resolve_referral_code(sb_call *, const ProtobufCMessage *, ProtobufCMessage *);
 sb_status identity_create_staff(sb_call *, const ProtobufCMessage *, ProtobufCMessage *);
+sb_status identity_list_staff(sb_call *, const ProtobufCMessage *, ProtobufCMessage *);
 sb_status identity_grant_role(sb_call *, const ProtobufCMessage *, ProtobufCMessage *);
 sb_status identity_revoke_role(sb_call *, const ProtobufCMessage *, ProtobufCMessage *);
 sb_status identity_revoke_sessions(sb_call *, const ProtobufCMessage *, ProtobufCMessage *);

@@ -286,6 +286,169 @@ sb_status identity_reset_staff_password(sb_call *call, const ProtobufCMessage *r
         return SB_OK;
 }
 
+/* --- listing staff --- */
+
+#define STAFF_PAGE_DEFAULT 50
+#define STAFF_PAGE_MAX 500
+#define STAFF_PAGE_TOKEN_MAX 120
+
+/* The filters a ListStaff page is made with, after the caller's scope was applied. */
+struct staff_filter {
+        int role;                     /* 0 = any staff role */
+        uint64_t merchant_id, centre_id;
+        bool include_disabled;
+};
+
+/* The page token: the filters and the last user id shown. The filters are part of it so that a token is refused
+ * with other filters instead of silently paging another list. */
+static char *staff_page_token(sb_call *call, const struct staff_filter *f, uint64_t last_user_id) {
+        return sb_call_printf(call, "s%d.%" PRIu64 ".%" PRIu64 ".%d.%" PRIu64, f->role, f->merchant_id, f->centre_id,
+                              f->include_disabled ? 1 : 0, last_user_id);
+}
+
+/* Parses a token made by staff_page_token for the same filters into *ret_after; -EINVAL for anything else. It is
+ * parsed, printed again and compared, so no variant spelling (signs, spaces, leading zeros) is taken. */
+static int staff_page_token_parse(const char *t, const struct staff_filter *f, uint64_t *ret_after) {
+        if (strnlen(t, STAFF_PAGE_TOKEN_MAX + 1) > STAFF_PAGE_TOKEN_MAX)
+                return -EINVAL;
+        const char *dot = strrchr(t, '.');
+        if (!dot || dot[1] < '1' || dot[1] > '9')
+                return -EINVAL;
+        uint64_t after = 0;
+        for (const char *p = dot + 1; *p; p++) {
+                if (*p < '0' || *p > '9' || after > (UINT64_MAX - 9) / 10)
+                        return -EINVAL;
+                after = after * 10 + (uint64_t)(*p - '0');
+        }
+        char again[STAFF_PAGE_TOKEN_MAX + 32];
+        snprintf(again, sizeof again, "s%d.%" PRIu64 ".%" PRIu64 ".%d.%" PRIu64, f->role, f->merchant_id,
+                 f->centre_id, f->include_disabled ? 1 : 0, after);
+        if (strcmp(again, t) != 0)
+                return -EINVAL;
+        *ret_after = after;
+        return 0;
+}
+
+sb_status identity_list_staff(sb_call *call, const ProtobufCMessage *req_, ProtobufCMessage *resp_) {
+        const Sharebuy__Identity__V1__ListStaffRequest *req = (const void *)req_;
+        Sharebuy__Identity__V1__ListStaffResponse *resp = (void *)resp_;
+        sb_claims c;
+        sb_status s = sb_service_auth(call,
+                                      SB_ROLES(SB_ROLE_MERCHANT_OWNER) | SB_ROLES(SB_ROLE_CENTRE_OPERATOR) |
+                                              SB_ROLES(SB_ROLE_ADMIN),
+                                      &c);
+        if (s != SB_OK)
+                return s;
+        int role = (int)req->role;
+        if (role != 0 && !staff_role(role))
+                return identity_invalid(call, "role: unspecified, MERCHANT_OWNER, CASHIER, CENTRE_OPERATOR or ADMIN");
+        struct staff_filter f = { .role = role, .merchant_id = req->merchant_id, .centre_id = req->centre_id,
+                                  .include_disabled = req->include_disabled };
+        /* Outside the admin, the scope comes from the token and a filter may only narrow it to itself. */
+        if (c.role == SB_ROLE_MERCHANT_OWNER) {
+                if ((role && role != SB_ROLE_CASHIER) || (f.merchant_id && f.merchant_id != c.merchant_id) ||
+                    f.centre_id)
+                        return sb_call_fail_reason(call, SB_PERMISSION_DENIED, "REASON_SCOPE_MISMATCH",
+                                                   "a merchant owner may list the cashiers of its own merchant only");
+                f.role = SB_ROLE_CASHIER;
+                f.merchant_id = c.merchant_id;
+        } else if (c.role == SB_ROLE_CENTRE_OPERATOR) {
+                if ((role && role != SB_ROLE_CENTRE_OPERATOR) || (f.centre_id && f.centre_id != c.centre_id) ||
+                    f.merchant_id)
+                        return sb_call_fail_reason(call, SB_PERMISSION_DENIED, "REASON_SCOPE_MISMATCH",
+                                                   "a centre operator may list the operators of its own centre only");
+                f.role = SB_ROLE_CENTRE_OPERATOR;
+                f.centre_id = c.centre_id;
+        }
+        uint32_t size = STAFF_PAGE_DEFAULT;
+        uint64_t after = 0;
+        if (req->page) {
+                if (req->page->page_size)
+                        size = req->page->page_size > STAFF_PAGE_MAX ? STAFF_PAGE_MAX : req->page->page_size;
+                if (req->page->page_token && req->page->page_token[0] &&
+                    staff_page_token_parse(req->page->page_token, &f, &after) < 0)
+                        return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_PAGE_TOKEN_INVALID",
+                                                   "page_token: not a token this RPC gave for these filters");
+        }
+        sb_db *db = sb_service_db(call);
+        if (!db)
+                return sb_service_db_unavailable(call);
+        /* Staff are the users holding a grant of the filter: staff accounts and members made owners or operators
+         * (their login is empty). Ascending user ids make the cursor; ids are never reused. */
+        sb_db_stmt *q;
+        int r = sb_db_prepare(db,
+                              "SELECT u.user_id, COALESCE(u.login, ''), u.display_name, u.disabled, "
+                              "u.must_change_password, u.created_ms, u.last_sign_in_ms FROM users u WHERE "
+                              "u.user_id > ? AND (? OR u.disabled = 0) AND EXISTS (SELECT 1 FROM grants g WHERE "
+                              "g.user_id = u.user_id AND (? = 0 OR g.role = ?) AND (? = 0 OR g.merchant_id = ?) AND "
+                              "(? = 0 OR g.centre_id = ?)) ORDER BY u.user_id LIMIT ?",
+                              &q);
+        if (r == 0) {
+                unsigned i = 0;
+                sb_db_bind_u64(q, i++, after);
+                sb_db_bind_i64(q, i++, f.include_disabled ? 1 : 0);
+                sb_db_bind_i64(q, i++, f.role);
+                sb_db_bind_i64(q, i++, f.role);
+                sb_db_bind_u64(q, i++, f.merchant_id);
+                sb_db_bind_u64(q, i++, f.merchant_id);
+                sb_db_bind_u64(q, i++, f.centre_id);
+                sb_db_bind_u64(q, i++, f.centre_id);
+                sb_db_bind_i64(q, i++, (int64_t)size + 1);
+                r = sb_db_execute(q);
+        }
+        if (r < 0)
+                return sb_service_db_fail(call, r, "listing staff");
+        resp->staff = sb_call_alloc(call, sizeof *resp->staff * (size + 1));
+        size_t n = 0;
+        bool more = false;
+        while ((r = sb_db_fetch(q)) == 1) {
+                if (n == size) {
+                        more = true;
+                        continue;
+                }
+                Sharebuy__Identity__V1__Staff *x = sb_call_alloc(call, sizeof *x);
+                sharebuy__identity__v1__staff__init(x);
+                char login[40] = "", name[160] = "";
+                int64_t dis = 0, mcp = 0;
+                sb_db_col_u64(q, 0, &x->user_id);
+                sb_db_col_str(q, 1, login, sizeof login);
+                sb_db_col_str(q, 2, name, sizeof name);
+                sb_db_col_i64(q, 3, &dis);
+                sb_db_col_i64(q, 4, &mcp);
+                sb_db_col_i64(q, 5, &x->created_unix_ms);
+                sb_db_col_i64(q, 6, &x->last_sign_in_unix_ms);
+                x->login = sb_call_strdup(call, login);
+                x->display_name = sb_call_strdup(call, name);
+                x->disabled = dis != 0;
+                x->must_change_password = mcp != 0;
+                resp->staff[n++] = x;
+        }
+        if (r < 0)
+                return sb_service_db_fail(call, r, "listing staff");
+        /* The grants: an admin sees every grant of a user; an owner or operator only those within its own scope
+         * (a user may also hold grants elsewhere that are none of its business). */
+        bool scoped = c.role != SB_ROLE_ADMIN;
+        for (size_t i = 0; i < n; i++) {
+                Sharebuy__Identity__V1__Staff *x = resp->staff[i];
+                if ((r = identity_grants_load(call, db, x->user_id, false, &x->grants, &x->n_grants)) < 0)
+                        return sb_service_db_fail(call, r, "reading grants");
+                if (!scoped)
+                        continue;
+                size_t k = 0;
+                for (size_t j = 0; j < x->n_grants; j++) {
+                        const Sharebuy__Identity__V1__RoleGrant *g = x->grants[j];
+                        if ((int)g->role == f.role && g->merchant_id == f.merchant_id && g->centre_id == f.centre_id)
+                                x->grants[k++] = x->grants[j];
+                }
+                x->n_grants = k;
+        }
+        resp->n_staff = n;
+        resp->page = sb_call_alloc(call, sizeof *resp->page);
+        sharebuy__common__v1__page_info__init(resp->page);
+        resp->page->next_page_token = more && n ? staff_page_token(call, &f, resp->staff[n - 1]->user_id) : (char *)"";
+        return SB_OK;
+}
+
 /* --- grants --- */
 
 static sb_status grant_check(sb_call *call, sb_claims *c, uint64_t user_id, const Sharebuy__Identity__V1__RoleGrant *g) {

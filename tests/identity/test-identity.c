@@ -338,6 +338,112 @@ int main(void) {
                "REASON_ROLE_NOT_ALLOWED");
         EXPECT(CALL("GrantRole", tok_cashier, gr, role_grant, NULL), SB_PERMISSION_DENIED, "REASON_ROLE_NOT_ALLOWED");
 
+        /* --- ListStaff: each caller within its scope, paging, filters, disabled users --- */
+        {
+                Sharebuy__Identity__V1__ListStaffRequest ls = SHAREBUY__IDENTITY__V1__LIST_STAFF_REQUEST__INIT;
+                Sharebuy__Identity__V1__ListStaffResponse *lr = NULL;
+                /* The owner of m1 sees its cashier only, with the grant of its merchant. */
+                SB_CHECK_EQ(CALL("ListStaff", tok_owner, ls, list_staff_response, &lr), SB_OK);
+                SB_CHECK_EQ(lr->n_staff, 1);
+                SB_CHECK(lr->staff[0]->user_id == cashier1 && strcmp(lr->staff[0]->login, "cashier1") == 0);
+                SB_CHECK(lr->staff[0]->n_grants == 1 &&
+                         lr->staff[0]->grants[0]->role == SHAREBUY__COMMON__V1__ROLE__ROLE_CASHIER &&
+                         lr->staff[0]->grants[0]->merchant_id == m1);
+                SB_CHECK(lr->page && lr->page->next_page_token[0] == '\0');
+                ls.merchant_id = m2; /* another merchant's cashiers */
+                EXPECT(CALL("ListStaff", tok_owner, ls, list_staff_response, NULL), SB_PERMISSION_DENIED,
+                       "REASON_SCOPE_MISMATCH");
+                ls.merchant_id = 0;
+                ls.role = SHAREBUY__COMMON__V1__ROLE__ROLE_ADMIN; /* a role it may not see */
+                EXPECT(CALL("ListStaff", tok_owner, ls, list_staff_response, NULL), SB_PERMISSION_DENIED,
+                       "REASON_SCOPE_MISMATCH");
+                ls.role = SHAREBUY__COMMON__V1__ROLE__ROLE_MEMBER;
+                EXPECT(CALL("ListStaff", tok_admin, ls, list_staff_response, NULL), SB_INVALID_ARGUMENT,
+                       "REASON_FIELD_INVALID");
+                ls.role = 0;
+                EXPECT(CALL("ListStaff", tok_cashier, ls, list_staff_response, NULL), SB_PERMISSION_DENIED,
+                       "REASON_ROLE_NOT_ALLOWED");
+                EXPECT(CALL("ListStaff", tok_a, ls, list_staff_response, NULL), SB_PERMISSION_DENIED,
+                       "REASON_ROLE_NOT_ALLOWED");
+                EXPECT(CALL("ListStaff", NULL, ls, list_staff_response, NULL), SB_UNAUTHENTICATED,
+                       "REASON_TOKEN_MISSING");
+
+                /* The admin filtered by merchant m1: the member made owner (no login) and the cashier. */
+                ls.merchant_id = m1;
+                SB_CHECK_EQ(CALL("ListStaff", tok_admin, ls, list_staff_response, &lr), SB_OK);
+                SB_CHECK_EQ(lr->n_staff, 2);
+                SB_CHECK(lr->staff[0]->user_id == b && lr->staff[0]->login[0] == '\0');
+                SB_CHECK(lr->staff[1]->user_id == cashier1);
+                ls.role = SHAREBUY__COMMON__V1__ROLE__ROLE_MERCHANT_OWNER;
+                SB_CHECK_EQ(CALL("ListStaff", tok_admin, ls, list_staff_response, &lr), SB_OK);
+                SB_CHECK(lr->n_staff == 1 && lr->staff[0]->user_id == b);
+
+                /* A centre with three operators (a fresh centre id): paged one by one, tokens bound to filters. */
+                uint64_t centre = 2000000 + randombytes_uniform(100000000);
+                uint64_t ops[3];
+                for (int i = 0; i < 3; i++) {
+                        Sharebuy__Identity__V1__CreateStaffRequest co = SHAREBUY__IDENTITY__V1__CREATE_STAFF_REQUEST__INIT;
+                        char login[32];
+                        snprintf(login, sizeof login, "op%" PRIu64 "-%d", centre, i);
+                        co.role = SHAREBUY__COMMON__V1__ROLE__ROLE_CENTRE_OPERATOR;
+                        co.login = login;
+                        co.initial_password = (char *)"operator-pass-1";
+                        co.centre_id = centre;
+                        Sharebuy__Identity__V1__Staff *opr = NULL;
+                        SB_CHECK_EQ(CALL("CreateStaff", tok_admin, co, staff, &opr), SB_OK);
+                        ops[i] = opr->user_id;
+                }
+                char tok_op[SB_AUTH_TOKEN_MAX], tok_op_other[SB_AUTH_TOKEN_MAX];
+                sb_test_stack_role_token(st, SB_ROLE_CENTRE_OPERATOR, ops[0], 0, 0, centre, tok_op);
+                sb_test_stack_role_token(st, SB_ROLE_CENTRE_OPERATOR, ops[0], 0, 0, centre + 1, tok_op_other);
+                ls = (Sharebuy__Identity__V1__ListStaffRequest)SHAREBUY__IDENTITY__V1__LIST_STAFF_REQUEST__INIT;
+                Sharebuy__Common__V1__PageRequest pg = SHAREBUY__COMMON__V1__PAGE_REQUEST__INIT;
+                pg.page_size = 1;
+                ls.page = &pg;
+                char tok_page[160] = "";
+                for (int i = 0; i < 3; i++) {
+                        pg.page_token = tok_page;
+                        SB_CHECK_EQ(CALL("ListStaff", tok_op, ls, list_staff_response, &lr), SB_OK);
+                        SB_CHECK(lr->n_staff == 1 && lr->staff[0]->user_id == ops[i]);
+                        SB_CHECK(lr->staff[0]->must_change_password && lr->staff[0]->n_grants == 1 &&
+                                 lr->staff[0]->grants[0]->centre_id == centre);
+                        SB_CHECK((i < 2) == (lr->page->next_page_token[0] != '\0'));
+                        snprintf(tok_page, sizeof tok_page, "%s", lr->page->next_page_token);
+                        if (i == 0) {
+                                /* The same token with other filters, or altered, is refused. */
+                                char saved[160];
+                                snprintf(saved, sizeof saved, "%s", tok_page);
+                                pg.page_token = saved;
+                                ls.include_disabled = true;
+                                EXPECT(CALL("ListStaff", tok_op, ls, list_staff_response, NULL), SB_INVALID_ARGUMENT,
+                                       "REASON_PAGE_TOKEN_INVALID");
+                                ls.include_disabled = false;
+                                pg.page_token = (char *)"s5.0.1.0.x";
+                                EXPECT(CALL("ListStaff", tok_op, ls, list_staff_response, NULL), SB_INVALID_ARGUMENT,
+                                       "REASON_PAGE_TOKEN_INVALID");
+                        }
+                }
+                /* Another centre's operator sees none of them and may not ask for them. */
+                pg.page_token = (char *)"";
+                SB_CHECK_EQ(CALL("ListStaff", tok_op_other, ls, list_staff_response, &lr), SB_OK);
+                SB_CHECK_EQ(lr->n_staff, 0);
+                ls.centre_id = centre;
+                EXPECT(CALL("ListStaff", tok_op_other, ls, list_staff_response, NULL), SB_PERMISSION_DENIED,
+                       "REASON_SCOPE_MISMATCH");
+                /* A disabled operator is left out unless asked for; a huge page size is lowered, not refused. */
+                Sharebuy__Identity__V1__SetStaffDisabledRequest sd = SHAREBUY__IDENTITY__V1__SET_STAFF_DISABLED_REQUEST__INIT;
+                sd.user_id = ops[1];
+                sd.disabled = true;
+                sd.reason = (char *)"left the centre";
+                SB_CHECK_EQ(CALL("SetStaffDisabled", tok_admin, sd, staff, NULL), SB_OK);
+                pg.page_size = 1000000;
+                SB_CHECK_EQ(CALL("ListStaff", tok_admin, ls, list_staff_response, &lr), SB_OK);
+                SB_CHECK(lr->n_staff == 2 && lr->staff[0]->user_id == ops[0] && lr->staff[1]->user_id == ops[2]);
+                ls.include_disabled = true;
+                SB_CHECK_EQ(CALL("ListStaff", tok_admin, ls, list_staff_response, &lr), SB_OK);
+                SB_CHECK(lr->n_staff == 3 && lr->staff[1]->disabled);
+        }
+
         /* --- member QR: issue, decode the PNG with zbarimg, resolve, replay, reuse, forged, expired --- */
         Sharebuy__Identity__V1__IssueMemberCodeRequest ic = SHAREBUY__IDENTITY__V1__ISSUE_MEMBER_CODE_REQUEST__INIT;
         Sharebuy__Identity__V1__IssueMemberCodeResponse *icr = NULL;
