@@ -318,7 +318,45 @@ bool merchant_deposit_get(sb_call *call, uint64_t merchant_id, merchant_deposit 
                 *ret_status = merchant_peer_fail(call, "wallet", "the guide price", SB_INTERNAL, "price <= 0");
                 return false;
         }
+        merchant_state *st = merchant_st(call);
+        pthread_mutex_lock(&st->mu);
+        merchant_deposit_slot *slot = &st->deposits[merchant_id % MERCHANT_DEPOSIT_CACHE];
+        slot->merchant_id = merchant_id;
+        slot->sp_units = ret->sp_units;
+        slot->price_micro = ret->price_micro;
+        snprintf(slot->day, sizeof slot->day, "%s", ret->day);
+        slot->fetched_ms = merchant_now_ms();
+        pthread_mutex_unlock(&st->mu);
         return true;
+}
+
+bool merchant_deposit_cached(sb_call *call, uint64_t merchant_id, merchant_deposit *ret, bool *ret_cached,
+                             sb_status *ret_status) {
+        merchant_state *st = merchant_st(call);
+        char today[MERCHANT_DAY_LEN + 1];
+        merchant_today(call, today);
+        int64_t now = merchant_now_ms();
+        pthread_mutex_lock(&st->mu);
+        const merchant_deposit_slot *slot = &st->deposits[merchant_id % MERCHANT_DEPOSIT_CACHE];
+        bool hit = st->deposit_cache_ms > 0 && slot->merchant_id == merchant_id && !strcmp(slot->day, today) &&
+                   now - slot->fetched_ms < st->deposit_cache_ms;
+        if (hit) {
+                ret->sp_units = slot->sp_units;
+                ret->price_micro = slot->price_micro;
+                snprintf(ret->day, sizeof ret->day, "%s", slot->day);
+        }
+        pthread_mutex_unlock(&st->mu);
+        *ret_cached = hit;
+        return hit || merchant_deposit_get(call, merchant_id, ret, ret_status);
+}
+
+void merchant_deposit_note(sb_call *call, uint64_t merchant_id, int64_t sp_units) {
+        merchant_state *st = merchant_st(call);
+        pthread_mutex_lock(&st->mu);
+        merchant_deposit_slot *slot = &st->deposits[merchant_id % MERCHANT_DEPOSIT_CACHE];
+        if (slot->merchant_id == merchant_id && sp_units >= 0 && sp_units < slot->sp_units)
+                slot->sp_units = sp_units;
+        pthread_mutex_unlock(&st->mu);
 }
 
 int64_t merchant_sp_value_fen(int64_t sp_units, int64_t price_micro) {
@@ -366,6 +404,8 @@ static const sb_config_key merchant_keys[] = {
          "the daily airdrop cut-off that ends a business day, minutes after local midnight; must equal the wallet's"},
         {"merchant.centre_poll", SB_CONFIG_DURATION_MS, "1s", 0, 3600000, true, false,
          "how often the sale path asks region for the centre revision (drops cached centres when it changed)"},
+        {"merchant.deposit_cache", SB_CONFIG_DURATION_MS, "5s", 0, 60000, true, false,
+         "how long the sale path trusts the last deposit and price seen for a merchant (0: ask the wallet every sale)"},
         {"merchant.test_delay_after_post", SB_CONFIG_DURATION_MS, "0", 0, 600000, true, false,
          "TESTS ONLY: a pause between posting a sale's wallet transaction and storing the sale (crash tests)"},
 };
@@ -383,6 +423,7 @@ static int merchant_init(const sb_config *cfg, void **ret_state, char *err, size
         st->utc_offset_min = (int) sb_config_int(cfg, "merchant.utc_offset_min");
         st->cutoff_min = (int) sb_config_int(cfg, "merchant.cutoff_min");
         st->centre_poll_ms = sb_config_int(cfg, "merchant.centre_poll");
+        st->deposit_cache_ms = sb_config_int(cfg, "merchant.deposit_cache");
         st->test_delay_after_post_ms = sb_config_int(cfg, "merchant.test_delay_after_post");
         st->centre_checked_ms = INT64_MIN / 2;
         pthread_mutex_init(&st->mu, NULL);

@@ -69,8 +69,19 @@ typedef struct merchant_centre_slot {
         uint64_t centre_id, parent_id;
 } merchant_centre_slot;
 
+/* The deposit and price in force of a merchant as last seen (see merchant_deposit_cached()). */
+typedef struct merchant_deposit_slot {
+        uint64_t merchant_id;
+        int64_t sp_units, price_micro;
+        char day[MERCHANT_DAY_LEN + 1];
+        int64_t fetched_ms;
+} merchant_deposit_slot;
+
+#define MERCHANT_DEPOSIT_CACHE 1024
+
 typedef struct merchant_state {
         int utc_offset_min, cutoff_min;
+        int64_t deposit_cache_ms;
         int64_t test_delay_after_post_ms; /* tests only: a pause between posting a sale and storing it */
         int64_t centre_poll_ms;
         pthread_mutex_t mu; /* guards everything below */
@@ -80,6 +91,7 @@ typedef struct merchant_state {
         size_t n_centres, next_centre;
         uint64_t centre_revision;
         int64_t centre_checked_ms;
+        merchant_deposit_slot deposits[MERCHANT_DEPOSIT_CACHE]; /* direct-mapped by merchant id */
 } merchant_state;
 
 /* One merchant as stored. */
@@ -192,6 +204,17 @@ typedef struct merchant_deposit {
         char day[MERCHANT_DAY_LEN + 1];
 } merchant_deposit;
 bool merchant_deposit_get(sb_call *call, uint64_t merchant_id, merchant_deposit *ret, sb_status *ret_status);
+
+/* The same from the cache when the last answer for this merchant is of today's business day and younger than
+ * merchant.deposit_cache; *ret_cached says which. The cached deposit is never higher than the wallet's as far as
+ * this process knows: every posting lowers it to the balance the wallet reports (merchant_deposit_note()), top-ups
+ * and voids only make it stale-low — so a caller that would refuse on a cached value asks again fresh. Only another
+ * process debiting the deposit can make it stale-high; the wallet then refuses the posting (never negative). */
+bool merchant_deposit_cached(sb_call *call, uint64_t merchant_id, merchant_deposit *ret, bool *ret_cached,
+                             sb_status *ret_status);
+
+/* After a posting: the merchant's deposit is at most sp_units now. */
+void merchant_deposit_note(sb_call *call, uint64_t merchant_id, int64_t sp_units);
 
 /* deposit SP valued at price, rounded down to the fen (0 on overflow-free inputs always fits). */
 int64_t merchant_sp_value_fen(int64_t sp_units, int64_t price_micro);

@@ -591,7 +591,7 @@ static bool prepare(sb_call *call, const sb_claims *c, const char *code, int64_t
                 char cday[MERCHANT_DAY_LEN + 1];
                 if (merchant_business_day(captured_ms, ms->utc_offset_min, ms->cutoff_min, cday) < 0 ||
                     strcmp(cday, p->today) != 0) {
-                        *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_VOID_AFTER_CUTOFF",
+                        *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_UNSPECIFIED",
                                                    "the sale was captured in business day %s; its cut-off has passed "
                                                    "(today is %s)",
                                                    cday, p->today);
@@ -604,44 +604,60 @@ static bool prepare(sb_call *call, const sb_claims *c, const char *code, int64_t
                 *ret = spend_refused(call, spend, p->set.sale_max_spend_fen);
                 return false;
         }
-        if (!merchant_deposit_get(call, p->m.id, &p->dep, ret))
+        /* The deposit and price: the cached ones when fresh; a refusal is only ever made on a fresh answer. */
+        bool cached = false;
+        if (!merchant_deposit_cached(call, p->m.id, &p->dep, &cached, ret))
                 return false;
-        int64_t value = merchant_sp_value_fen(p->dep.sp_units, p->dep.price_micro);
-        if (value < p->set.econ.deposit_min_fen) {
-                char a[SB_UNITS_FORMAT_MAX], b[SB_UNITS_FORMAT_MAX], sp[SB_UNITS_FORMAT_MAX];
-                sb_fen_format(value, a, sizeof a);
-                sb_fen_format(p->set.econ.deposit_min_fen, b, sizeof b);
-                sb_units_format_fixed(p->dep.sp_units, sp, sizeof sp);
-                *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_DEPOSIT_BELOW_MINIMUM",
-                                           "the deposit holds %s SP worth %s yuan, below the minimum of %s yuan; "
-                                           "top it up before recording sales",
-                                           sp, a, b);
-                return false;
-        }
-        p->rate = merchant_rate_on(&p->m, p->today);
-        /* What the deposit must give does not depend on the member: check it before the code is spent. */
-        sb_econ_sale_in in = {.spend_fen = spend, .rate_bp = p->rate, .price_micro = p->dep.price_micro};
+        sb_econ_sale_in in = {.spend_fen = spend, .price_micro = p->dep.price_micro};
         sb_econ_sale pre;
-        r = sb_econ_sale_split(&p->set.econ, &in, &pre);
-        if (r == -EINVAL && (p->rate < p->set.econ.concession_min_bp || p->rate > p->set.econ.concession_max_bp)) {
-                *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_CONCESSION_RATE_OUT_OF_RANGE",
-                                           "the merchant's rate %d bp is outside the district's range today; set "
-                                           "a new one",
-                                           (int) p->rate);
-                return false;
-        }
-        if (r < 0) {
-                *ret = spend_refused(call, spend, p->set.sale_max_spend_fen);
-                return false;
-        }
-        p->deposit_sufficient = pre.sp_taken <= p->dep.sp_units;
-        if (refuse_insufficient && !p->deposit_sufficient) {
-                char need[SB_UNITS_FORMAT_MAX], has[SB_UNITS_FORMAT_MAX];
-                sb_units_format_fixed(pre.sp_taken, need, sizeof need);
-                sb_units_format_fixed(p->dep.sp_units, has, sizeof has);
-                *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_DEPOSIT_INSUFFICIENT",
-                                           "the deposit holds %s SP, the sale needs %s SP", has, need);
-                return false;
+        for (;;) {
+                int64_t value = merchant_sp_value_fen(p->dep.sp_units, p->dep.price_micro);
+                p->rate = merchant_rate_on(&p->m, p->today);
+                /* What the deposit must give does not depend on the member: check it before the code is spent. */
+                in.rate_bp = p->rate;
+                in.price_micro = p->dep.price_micro;
+                r = sb_econ_sale_split(&p->set.econ, &in, &pre);
+                if (r == -EINVAL &&
+                    (p->rate < p->set.econ.concession_min_bp || p->rate > p->set.econ.concession_max_bp)) {
+                        *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_CONCESSION_RATE_OUT_OF_RANGE",
+                                                   "the merchant's rate %d bp is outside the district's range today; "
+                                                   "set a new one",
+                                                   (int) p->rate);
+                        return false;
+                }
+                if (r < 0) {
+                        *ret = spend_refused(call, spend, p->set.sale_max_spend_fen);
+                        return false;
+                }
+                p->deposit_sufficient = pre.sp_taken <= p->dep.sp_units;
+                bool below = value < p->set.econ.deposit_min_fen;
+                if ((below || (refuse_insufficient && !p->deposit_sufficient)) && cached) {
+                        /* Never refuse on a cached deposit: it may be stale-low after a top-up. */
+                        if (!merchant_deposit_get(call, p->m.id, &p->dep, ret))
+                                return false;
+                        cached = false;
+                        continue;
+                }
+                if (below) {
+                        char a[SB_UNITS_FORMAT_MAX], b[SB_UNITS_FORMAT_MAX], sp[SB_UNITS_FORMAT_MAX];
+                        sb_fen_format(value, a, sizeof a);
+                        sb_fen_format(p->set.econ.deposit_min_fen, b, sizeof b);
+                        sb_units_format_fixed(p->dep.sp_units, sp, sizeof sp);
+                        *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_DEPOSIT_BELOW_MINIMUM",
+                                                   "the deposit holds %s SP worth %s yuan, below the minimum of %s "
+                                                   "yuan; top it up before recording sales",
+                                                   sp, a, b);
+                        return false;
+                }
+                if (refuse_insufficient && !p->deposit_sufficient) {
+                        char need[SB_UNITS_FORMAT_MAX], has[SB_UNITS_FORMAT_MAX];
+                        sb_units_format_fixed(pre.sp_taken, need, sizeof need);
+                        sb_units_format_fixed(p->dep.sp_units, has, sizeof has);
+                        *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_DEPOSIT_INSUFFICIENT",
+                                                   "the deposit holds %s SP, the sale needs %s SP", has, need);
+                        return false;
+                }
+                break;
         }
 
         /* The member. */
@@ -927,6 +943,7 @@ static sb_status complete_pending(sb_call *call, sb_db *db, sale_row *x, bool re
         }
         x->tx_id = tr->transaction ? tr->transaction->transaction_id : 0;
         x->deposit_left_sp = deposit_after(tr->transaction, x->merchant_id);
+        merchant_deposit_note(call, x->merchant_id, x->deposit_left_sp);
         int r = sale_mark_recorded(db, x);
         if (r < 0) {
                 merchant_free(tr);

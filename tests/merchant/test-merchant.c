@@ -1048,6 +1048,20 @@ int main(void) {
         SB_CHECK(d->can_record_sales);
         free_msg(d);
 
+        /* Approval granted the owners MERCHANT_OWNER through identity. */
+        sb_db *adb = sb_test_stack_admin_db(st);
+        sb_db_stmt *q;
+        SB_CHECK_EQ(sb_db_prepare(adb, "SELECT owner_granted FROM sharebuy_merchant.merchants WHERE merchant_id = ?", &q),
+                    0);
+        sb_db_bind_u64(q, 0, M1.id);
+        SB_CHECK_EQ(sb_db_execute(q), 0);
+        SB_CHECK_EQ(sb_db_fetch(q), 1);
+        int64_t granted = 0;
+        SB_CHECK_EQ(sb_db_col_i64(q, 0, &granted), 0);
+        SB_CHECK_EQ(granted, 1);
+        while (sb_db_fetch(q) > 0)
+                ;
+
         test_examples_1_2();
         test_example_8();
         test_refusals();
