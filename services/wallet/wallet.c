@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "economy.h"
+#include "sharebuy/identity/v1/identity.pb-c.h"
 #include "sharebuy/wallet/v1/wallet.pb-c.h"
 #include "units.h"
 #include "wallet_airdrop.h"
@@ -497,6 +498,69 @@ static sb_status h_get_balances(sb_call *call, const ProtobufCMessage *req_, Pro
         return SB_OK;
 }
 
+/* Identity is asked within this time (less when the call has less left). */
+#define WALLET_IDENTITY_DEADLINE_MS 5000
+#define WALLET_REFERRAL_CODE_MAX 16 /* bytes; identity's limit */
+#define WALLET_MASKED_PHONE_DEADLINE_MS 2000 /* a nicety after the posting: not worth a long wait */
+
+/* The member a referral code (or a member's phone number) belongs to, asked of identity with the wallet's SERVICE
+ * credential (so the look-up is not limited per address). A merchant's code is NOT_FOUND: SP goes to members only.
+ * Identity not answering is UNAVAILABLE: nothing was posted, so the sender retries with the same key. */
+static sb_status transfer_resolve_code(sb_call *call, const char *code, uint64_t *ret_member) {
+        if (!code[0] || strnlen(code, WALLET_REFERRAL_CODE_MAX + 1) > WALLET_REFERRAL_CODE_MAX ||
+            !wallet_utf8_valid(code, WALLET_REFERRAL_CODE_MAX))
+                return invalid(call, "to_referral_code: 1 to 16 characters");
+        Sharebuy__Identity__V1__ResolveReferralCodeRequest rq = SHAREBUY__IDENTITY__V1__RESOLVE_REFERRAL_CODE_REQUEST__INIT;
+        rq.referral_code = (char *) code;
+        ProtobufCMessage *out = NULL;
+        char msg[256];
+        sb_status s = sb_service_call(call, "identity", "/sharebuy.identity.v1.Identity/ResolveReferralCode", &rq.base,
+                                      &sharebuy__identity__v1__resolve_referral_code_response__descriptor,
+                                      WALLET_IDENTITY_DEADLINE_MS, &out, msg, sizeof msg);
+        if (s == SB_NOT_FOUND)
+                return sb_call_fail_reason(call, SB_NOT_FOUND, "REASON_REFERRAL_CODE_UNKNOWN",
+                                           "no member has the referral code \"%s\"", code);
+        if (s == SB_INVALID_ARGUMENT)
+                return invalid(call, "to_referral_code: not a referral code or phone number");
+        if (s == SB_UNAVAILABLE || s == SB_DEADLINE_EXCEEDED || s == SB_RESOURCE_EXHAUSTED)
+                return sb_call_fail_reason(call, SB_UNAVAILABLE, "REASON_DEPENDENCY_UNAVAILABLE",
+                                           "identity did not answer the referral code look-up (%s); retry with the "
+                                           "same key",
+                                           msg);
+        if (s != SB_OK)
+                return sb_call_fail(call, SB_INTERNAL, "identity refused the referral code look-up: %s (request %s)",
+                                    msg, sb_call_request_id(call));
+        const Sharebuy__Identity__V1__ResolveReferralCodeResponse *r = (const void *) out;
+        bool member = r->owner && r->owner->kind == SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER &&
+                      r->owner->id != 0;
+        uint64_t id = member ? r->owner->id : 0;
+        protobuf_c_message_free_unpacked(out, NULL);
+        if (!member)
+                return sb_call_fail_reason(call, SB_NOT_FOUND, "REASON_MEMBER_UNKNOWN",
+                                           "the referral code \"%s\" is a merchant's; SP can be given to members only",
+                                           code);
+        *ret_member = id;
+        return SB_OK;
+}
+
+/* The recipient's masked phone from identity (Identity/GetMember with the SERVICE credential), for the sender to
+ * confirm. Asked after the posting, so it never decides the transfer: when identity does not answer the transfer
+ * stands and the field is empty (a retry with the same key replays and asks again). */
+static char *transfer_masked_phone(sb_call *call, uint64_t member_id) {
+        Sharebuy__Identity__V1__GetMemberRequest rq = SHAREBUY__IDENTITY__V1__GET_MEMBER_REQUEST__INIT;
+        rq.key_case = SHAREBUY__IDENTITY__V1__GET_MEMBER_REQUEST__KEY_MEMBER_ID;
+        rq.member_id = member_id;
+        ProtobufCMessage *out = NULL;
+        char msg[256];
+        if (sb_service_call(call, "identity", "/sharebuy.identity.v1.Identity/GetMember", &rq.base,
+                            &sharebuy__identity__v1__member__descriptor, WALLET_MASKED_PHONE_DEADLINE_MS, &out, msg,
+                            sizeof msg) != SB_OK)
+                return (char *) "";
+        char *masked = sb_call_strdup(call, ((const Sharebuy__Identity__V1__Member *) out)->masked_phone);
+        protobuf_c_message_free_unpacked(out, NULL);
+        return masked;
+}
+
 static sb_status h_transfer(sb_call *call, const ProtobufCMessage *req_, ProtobufCMessage *resp_) {
         const Sharebuy__Wallet__V1__TransferRequest *req = (const void *) req_;
         Sharebuy__Wallet__V1__TransferResponse *resp = (void *) resp_;
@@ -514,13 +578,17 @@ static sb_status h_transfer(sb_call *call, const ProtobufCMessage *req_, Protobu
                                            "sp_units must be between 1 and 10^15, not %" PRId64, req->sp_units);
         if (!wallet_utf8_valid(req->memo, 140))
                 return invalid(call, "memo: at most 140 characters of UTF-8 text");
-        if (req->recipient_case == SHAREBUY__WALLET__V1__TRANSFER_REQUEST__RECIPIENT_TO_REFERRAL_CODE)
-                return sb_call_fail(call, SB_UNIMPLEMENTED,
-                                    "giving by referral code is not available yet: give to_member_id");
-        if (req->recipient_case != SHAREBUY__WALLET__V1__TRANSFER_REQUEST__RECIPIENT_TO_MEMBER_ID ||
-            req->to_member_id == 0)
-                return invalid(call, "recipient: to_member_id");
-        if (req->to_member_id == claims.uid)
+        uint64_t to = 0;
+        if (req->recipient_case == SHAREBUY__WALLET__V1__TRANSFER_REQUEST__RECIPIENT_TO_REFERRAL_CODE) {
+                if ((st = transfer_resolve_code(call, req->to_referral_code, &to)) != SB_OK)
+                        return st;
+        } else if (req->recipient_case == SHAREBUY__WALLET__V1__TRANSFER_REQUEST__RECIPIENT_TO_MEMBER_ID &&
+                   req->to_member_id != 0) {
+                to = req->to_member_id;
+        } else {
+                return invalid(call, "recipient: to_member_id or to_referral_code");
+        }
+        if (to == claims.uid)
                 return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_SELF_TRANSFER",
                                            "member %" PRIu64 " cannot give SP to itself", claims.uid);
         wallet_tx *tx = new_tx(call);
@@ -542,7 +610,7 @@ static sb_status h_transfer(sb_call *call, const ProtobufCMessage *req_, Protobu
         tx->n_legs = 2;
         tx->legs[0] = (wallet_leg){.ref = {WALLET_OWNER_MEMBER, claims.uid, WALLET_ASSET_SP},
                                    .amount = -req->sp_units, .reason = WALLET_REASON_TRANSFER};
-        tx->legs[1] = (wallet_leg){.ref = {WALLET_OWNER_MEMBER, req->to_member_id, WALLET_ASSET_SP},
+        tx->legs[1] = (wallet_leg){.ref = {WALLET_OWNER_MEMBER, to, WALLET_ASSET_SP},
                                    .amount = req->sp_units, .reason = WALLET_REASON_TRANSFER};
         sb_db *db = db_for(call, &st);
         if (!db)
@@ -552,7 +620,7 @@ static sb_status h_transfer(sb_call *call, const ProtobufCMessage *req_, Protobu
         int r = wallet_ledger_post(db, &state(call)->ledger, tx, now_ms(), &replayed, &p);
         if (r == WALLET_EREFUSED && p.kind == WALLET_P_NOT_FOUND)
                 return sb_call_fail_reason(call, SB_NOT_FOUND, "REASON_MEMBER_UNKNOWN",
-                                           "member %" PRIu64 " has no SP account", req->to_member_id);
+                                           "member %" PRIu64 " has no SP account", to);
         if (r == WALLET_EREFUSED && p.kind == WALLET_P_EXISTS)
                 return sb_call_fail_reason(call, SB_ALREADY_EXISTS, "REASON_IDEMPOTENCY_KEY_REUSED",
                                            "the key \"%s\" was used for a different transfer", req->idempotency_key);
@@ -561,8 +629,8 @@ static sb_status h_transfer(sb_call *call, const ProtobufCMessage *req_, Protobu
         resp->transfer_id = sb_call_strdup(call, tx->cause_ref);
         resp->transaction_id = tx->tx_id;
         resp->from_member_id = claims.uid;
-        resp->to_member_id = req->to_member_id;
-        resp->to_masked_phone = "";
+        resp->to_member_id = to;
+        resp->to_masked_phone = transfer_masked_phone(call, to);
         resp->sp_units = req->sp_units;
         for (size_t i = 0; i < tx->n_legs; i++)
                 if (tx->legs[i].ref.owner_id == claims.uid && tx->legs[i].amount < 0)

