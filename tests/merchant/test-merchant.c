@@ -8,8 +8,10 @@
  * storing of the sale, restarted, and the retry completes the sale once. `sharebuyctl ledger verify` ends the run.
  *
  * The wallet runs with the initial guide price 2.00 yuan (the worked examples' price), which is the price in force
- * as long as no airdrop has fixed one for today or before in the shared database (checked first). Everything this
- * test writes lives in a province that had no centre when it started, under fresh members and merchants. */
+ * as long as no airdrop has fixed one for today or before; meson runs this test in a MariaDB of its own
+ * (tests/merchant/private-db) so that other tests' airdrops cannot change it (checked first: the test skips
+ * otherwise). Everything this test writes lives in a province that had no centre when it started, under fresh
+ * members and merchants, so it also runs beside other tests in a shared database. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
