@@ -14,7 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+#include "sharebuy/identity/v1/identity.pb-c.h"
+#include "sharebuy/wallet/v1/wallet.pb-c.h"
+
 #define REGION_OPERATORS_MAX 100 /* per centre */
+#define REGION_PEER_DEADLINE_MS 5000
 #define CENTRES_DEFAULT 50
 #define CENTRES_MAX 500
 
@@ -366,6 +371,85 @@ sb_status region_apply_centre(sb_call *call, const ProtobufCMessage *req_, Proto
 
 /* --- ApproveCentre / RejectCentre --- */
 
+/* --- The peers: the operator's grant in identity, the centre's ledger accounts in the wallet --- */
+
+/* Ends a call after a peer refused or did not answer: an unknown user is NOT_FOUND (REASON_MEMBER_UNKNOWN), no answer
+ * UNAVAILABLE (retry: every step is idempotent), anything else INTERNAL (a broken contract between services). */
+static sb_status peer_fail(sb_call *call, const char *peer, sb_status s, const char *msg, uint64_t user) {
+        if (s == SB_NOT_FOUND && user)
+                return sb_call_fail_reason(call, SB_NOT_FOUND, "REASON_MEMBER_UNKNOWN",
+                                           "identity has no user %" PRIu64, user);
+        if (s == SB_UNAVAILABLE || s == SB_DEADLINE_EXCEEDED || s == SB_RESOURCE_EXHAUSTED)
+                return sb_call_fail_reason(call, SB_UNAVAILABLE, "REASON_DEPENDENCY_UNAVAILABLE",
+                                           "%s did not answer (%s); nothing was left half-done: retry", peer, msg);
+        return sb_call_fail(call, SB_INTERNAL, "%s refused the centre's set-up: %s (request %s)", peer, msg,
+                            sb_call_request_id(call));
+}
+
+/* Gives user the CENTRE_OPERATOR grant of centre (identity answers NOT_FOUND for an unknown user, so this is also
+ * the check that the user exists; a held grant is granted again unchanged). Returns the peer's status. */
+static sb_status peer_grant(sb_call *call, uint64_t user, uint64_t centre, bool grant, char *msg, size_t msg_n) {
+        Sharebuy__Identity__V1__RoleGrant g = SHAREBUY__IDENTITY__V1__ROLE_GRANT__INIT;
+        g.role = SHAREBUY__COMMON__V1__ROLE__ROLE_CENTRE_OPERATOR;
+        g.centre_id = centre;
+        ProtobufCMessage *out = NULL;
+        sb_status s;
+        if (grant) {
+                Sharebuy__Identity__V1__GrantRoleRequest rq = SHAREBUY__IDENTITY__V1__GRANT_ROLE_REQUEST__INIT;
+                rq.user_id = user;
+                rq.grant = &g;
+                s = sb_service_call(call, "identity", "/sharebuy.identity.v1.Identity/GrantRole", &rq.base,
+                                    &sharebuy__identity__v1__role_grant__descriptor, REGION_PEER_DEADLINE_MS, &out, msg,
+                                    msg_n);
+        } else {
+                Sharebuy__Identity__V1__RevokeRoleRequest rq = SHAREBUY__IDENTITY__V1__REVOKE_ROLE_REQUEST__INIT;
+                rq.user_id = user;
+                rq.grant = &g;
+                s = sb_service_call(call, "identity", "/sharebuy.identity.v1.Identity/RevokeRole", &rq.base,
+                                    &sharebuy__identity__v1__revoke_role_response__descriptor, REGION_PEER_DEADLINE_MS,
+                                    &out, msg, msg_n);
+        }
+        if (out)
+                protobuf_c_message_free_unpacked(out, NULL);
+        return s;
+}
+
+/* Opens the centre's ledger accounts in the wallet (idempotent). Returns the peer's status. */
+static sb_status peer_open_accounts(sb_call *call, uint64_t centre, char *msg, size_t msg_n) {
+        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
+        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_CENTRE;
+        o.id = centre;
+        Sharebuy__Wallet__V1__OpenAccountsRequest rq = SHAREBUY__WALLET__V1__OPEN_ACCOUNTS_REQUEST__INIT;
+        rq.owner = &o;
+        ProtobufCMessage *out = NULL;
+        sb_status s = sb_service_call(call, "wallet", "/sharebuy.wallet.v1.Wallet/OpenAccounts", &rq.base,
+                                      &sharebuy__wallet__v1__open_accounts_response__descriptor, REGION_PEER_DEADLINE_MS,
+                                      &out, msg, msg_n);
+        if (out)
+                protobuf_c_message_free_unpacked(out, NULL);
+        return s;
+}
+
+/* The set-up of a centre's operator in the peers: the grant first (it also proves the user exists), then the
+ * centre's accounts. Both are idempotent, so a caller that failed here retries the whole RPC. SB_OK, or the call
+ * failed with the peer's status mapped by peer_fail(). */
+static sb_status centre_peers(sb_call *call, uint64_t centre, uint64_t user) {
+        char msg[256];
+        sb_status s = peer_grant(call, user, centre, true, msg, sizeof msg);
+        if (s != SB_OK)
+                return peer_fail(call, "identity", s, msg, user);
+        if ((s = peer_open_accounts(call, centre, msg, sizeof msg)) != SB_OK)
+                return peer_fail(call, "the wallet", s, msg, 0);
+        return SB_OK;
+}
+
+/* Takes back a grant given for a step that was then refused here (best effort: without the centre_operator row the
+ * grant lets its holder do nothing in this service, which is the truth for centres). */
+static void centre_peers_undo(sb_call *call, uint64_t centre, uint64_t user) {
+        char msg[256];
+        (void)peer_grant(call, user, centre, false, msg, sizeof msg);
+}
+
 typedef struct decide_job {
         uint64_t id;
         const char *text;
@@ -477,9 +561,38 @@ static sb_status decide(sb_call *call, uint64_t id, const char *text, bool appro
         sb_db *db = region_db(call, &st);
         if (!db)
                 return st;
-        decide_job job = { .id = id, .text = text ? text : "", .by = cl.uid, .approve = approve };
+        if (approve) {
+                /* The peers first, so that the approval is the last step: when they fail nothing changed here and
+                 * the same ApproveCentre completes everything (the grant and the accounts are idempotent); once the
+                 * centre is active its set-up is complete. The checks are made again under the lock below. */
+                centre_row c;
+                int r = centre_load(db, id, false, &c);
+                if (r == -ENOENT)
+                        return sb_call_fail(call, SB_NOT_FOUND, "no centre %" PRIu64, id);
+                if (r < 0)
+                        return sb_service_db_fail(call, r, "reading the centre");
+                if (c.status != REGION_CENTRE_PENDING)
+                        return sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_WRONG_STATE",
+                                                   "centre %" PRIu64 " is not a pending application", id);
+                if ((st = centre_peers(call, id, c.applicant)) != SB_OK)
+                        return st;
+                decide_job job = { .id = id, .text = text ? text : "", .by = cl.uid, .approve = true };
+                r = sb_db_tx(db, decide_tx, &job);
+                if (r == REGION_EREFUSED) {
+                        /* Take the grant back unless the centre was approved after all (by a concurrent
+                         * ApproveCentre: then the grant is its operator's). */
+                        centre_row now;
+                        if (centre_load(db, id, false, &now) == 0 && now.status != REGION_CENTRE_ACTIVE &&
+                            now.status != REGION_CENTRE_SUSPENDED)
+                                centre_peers_undo(call, id, c.applicant);
+                }
+                if ((st = region_tx_status(call, r, &job.ref, "approving the centre")) != SB_OK)
+                        return st;
+                return centre_reply(call, db, id, true, resp);
+        }
+        decide_job job = { .id = id, .text = text ? text : "", .by = cl.uid, .approve = false };
         int r = sb_db_tx(db, decide_tx, &job);
-        if ((st = region_tx_status(call, r, &job.ref, approve ? "approving the centre" : "rejecting the centre")) != SB_OK)
+        if ((st = region_tx_status(call, r, &job.ref, "rejecting the centre")) != SB_OK)
                 return st;
         return centre_reply(call, db, id, true, resp);
 }
@@ -501,6 +614,7 @@ typedef struct sub_job {
         const sb_claims *cl;
         const region_div *div;
         uint64_t id;
+        bool existed; /* the same sub-centre was made by an earlier attempt whose peers' set-up did not finish */
         region_refusal ref;
 } sub_job;
 
@@ -542,9 +656,31 @@ static int sub_tx(sb_db *db, void *arg) {
         overlap cover, below;
         if ((r = find_overlaps(db, d, &cover, &below)) < 0)
                 return r;
-        if (cover.id && strcmp(cover.code, d->code) == 0)
+        if (cover.id && strcmp(cover.code, d->code) == 0) {
+                /* A retry of this very request (same parent, division and operator) after the peers failed: the
+                 * sub-centre is there, its set-up in the peers is finished by the caller. */
+                centre_row held;
+                if ((r = centre_load(db, cover.id, false, &held)) < 0)
+                        return r;
+                if (held.parent_id == p.id && held.applicant == q->operator_user_id) {
+                        sb_db_stmt *s;
+                        bool is_op = false;
+                        if ((r = sb_db_prepare(db, sql_is_operator, &s)) < 0 || (r = sb_db_bind_u64(s, 0, held.id)) < 0 ||
+                            (r = sb_db_bind_u64(s, 1, q->operator_user_id)) < 0 || (r = sb_db_execute(s)) < 0)
+                                return r;
+                        while ((r = sb_db_fetch(s)) > 0)
+                                is_op = true;
+                        if (r < 0)
+                                return r;
+                        if (is_op) {
+                                job->id = held.id;
+                                job->existed = true;
+                                return 0;
+                        }
+                }
                 return region_refuse(&job->ref, SB_FAILED_PRECONDITION, "REASON_DISTRICT_TAKEN",
                                      "division %s already has centre %" PRIu64, d->code, cover.id);
+        }
         if (cover.id != p.id)
                 return region_refuse(&job->ref, SB_FAILED_PRECONDITION, "REASON_CENTRE_OVERLAP",
                                      "%s lies inside the area of sub-centre %" PRIu64 " (%s): create it through that "
@@ -577,6 +713,25 @@ static int sub_tx(sb_db *db, void *arg) {
         return bump_revision(db);
 }
 
+/* Takes back a sub-centre just made for a user that identity does not know: nothing else refers to it yet. */
+typedef struct sub_undo_job {
+        uint64_t id, parent_id;
+} sub_undo_job;
+
+static int sub_undo_tx(sb_db *db, void *arg) {
+        const sub_undo_job *u = arg;
+        sb_db_stmt *s;
+        int r;
+        if ((r = sb_db_prepare(db, "DELETE FROM centre_operator WHERE centre_id = ?", &s)) < 0 ||
+            (r = sb_db_bind_u64(s, 0, u->id)) < 0 || (r = sb_db_execute(s)) < 0)
+                return r;
+        if ((r = sb_db_prepare(db, "DELETE FROM centre WHERE id = ? AND parent_id = ?", &s)) < 0 ||
+            (r = sb_db_bind_u64(s, 0, u->id)) < 0 || (r = sb_db_bind_u64(s, 1, u->parent_id)) < 0 ||
+            (r = sb_db_execute(s)) < 0)
+                return r;
+        return bump_revision(db);
+}
+
 sb_status region_create_sub_centre(sb_call *call, const ProtobufCMessage *req_, ProtobufCMessage *resp) {
         const Sharebuy__Region__V1__CreateSubCentreRequest *req = (const void *)req_;
         sb_claims cl;
@@ -604,6 +759,20 @@ sb_status region_create_sub_centre(sb_call *call, const ProtobufCMessage *req_, 
         int r = sb_db_tx(db, sub_tx, &job);
         if ((st = region_tx_status(call, r, &job.ref, "creating the sub-centre")) != SB_OK)
                 return st;
+        /* The sub-centre's id exists only now, so the peers come after it. When identity does not know the user the
+         * sub-centre is taken back at once; when a peer does not answer it stays, and the same request again finds
+         * it (job.existed) and finishes the set-up. */
+        if ((st = centre_peers(call, job.id, req->operator_user_id)) != SB_OK) {
+                if (st == SB_NOT_FOUND && !job.existed) {
+                        sub_undo_job u = { .id = job.id, .parent_id = req->parent_centre_id };
+                        int r2 = sb_db_tx(db, sub_undo_tx, &u);
+                        if (r2 < 0)
+                                sb_log(SB_LOG_ERROR, "region.sub_centre_undo",
+                                       "sub-centre %" PRIu64 " of an unknown user could not be taken back: %d", job.id,
+                                       r2);
+                }
+                return st;
+        }
         return centre_reply(call, db, job.id, true, resp);
 }
 
@@ -826,6 +995,7 @@ typedef struct op_job {
         uint64_t centre, user;
         const sb_claims *cl;
         bool add;
+        bool check_only; /* make every check, change nothing */
         region_refusal ref;
 } op_job;
 
@@ -865,6 +1035,8 @@ static int op_tx(sb_db *db, void *arg) {
                         return region_refuse(&job->ref, SB_FAILED_PRECONDITION, "REASON_UNSPECIFIED",
                                              "centre %" PRIu64 " has the most operators allowed (%d)", c.id,
                                              REGION_OPERATORS_MAX);
+                if (job->check_only)
+                        return 0;
                 if ((r = add_operator(db, c.id, job->user, region_now_ms(), job->cl->uid)) < 0)
                         return r;
                 return bump_revision(db);
@@ -903,7 +1075,20 @@ static sb_status change_operator(sb_call *call, const ProtobufCMessage *req_, bo
         if (!db)
                 return st;
         op_job job = { .centre = req->centre_id, .user = req->user_id, .cl = &cl, .add = add };
-        int r = sb_db_tx(db, op_tx, &job);
+        int r;
+        if (add) {
+                /* Checked here first (the caller's right, the centre's state), then the grant in identity — which
+                 * also proves the user exists — and the accounts, then the row: a failure of the peers leaves the
+                 * operators unchanged and the same request completes everything. */
+                job.check_only = true;
+                r = sb_db_tx(db, op_tx, &job);
+                if ((st = region_tx_status(call, r, &job.ref, "checking the centre's operators")) != SB_OK)
+                        return st;
+                if ((st = centre_peers(call, req->centre_id, req->user_id)) != SB_OK)
+                        return st;
+                job.check_only = false;
+        }
+        r = sb_db_tx(db, op_tx, &job);
         if ((st = region_tx_status(call, r, &job.ref, "changing the centre's operators")) != SB_OK)
                 return st;
         return centre_reply(call, db, req->centre_id, true, resp);

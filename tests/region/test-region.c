@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "economy.h"
 #include "sb_stack.h"
 #include "sb_test.h"
+#include "sharebuy/identity/v1/identity.pb-c.h"
 #include "sharebuy/region/v1/region.pb-c.h"
 
 static sb_test_stack *st;
@@ -308,6 +310,62 @@ static void test_bad_input(void) {
 static uint64_t uid_base;
 static char admin_tok[SB_AUTH_TOKEN_MAX];
 
+/* A member registered in identity: approvals, sub-centres and operators need users identity knows. */
+static uint64_t real_user(void) {
+        static unsigned n;
+        Sharebuy__Identity__V1__RegisterMemberRequest q = SHAREBUY__IDENTITY__V1__REGISTER_MEMBER_REQUEST__INIT;
+        char phone[12];
+        q.phone = phone;
+        q.password = "Correct-Horse-Battery-42";
+        for (int attempt = 0;; attempt++) {
+                snprintf(phone, sizeof phone, "136%08u", (unsigned) ((uid_base / 1000 + ++n * 7919u + (unsigned) rand()) % 100000000u));
+                char msg[256];
+                sb_rpc_call_opts o = { .deadline_ms = 20000 };
+                ProtobufCMessage *resp = NULL;
+                sb_status s = sb_rpc_client_call(sb_test_stack_client(st, "identity"),
+                                                 "/sharebuy.identity.v1.Identity/RegisterMember", &q.base,
+                                                 &sharebuy__identity__v1__register_member_response__descriptor, &o, &resp,
+                                                 msg, sizeof msg);
+                if (s == SB_OK) {
+                        uint64_t id = ((Sharebuy__Identity__V1__RegisterMemberResponse *)resp)->member->member_id;
+                        protobuf_c_message_free_unpacked(resp, NULL);
+                        return id;
+                }
+                SB_CHECK(s == SB_ALREADY_EXISTS && attempt < 5);
+        }
+}
+
+/* Whether identity holds the CENTRE_OPERATOR grant of centre for user, and the wallet the centre's accounts. */
+static bool has_grant(uint64_t user, uint64_t centre) {
+        sb_db_stmt *s;
+        SB_CHECK_EQ(sb_db_prepare(sb_test_stack_admin_db(st),
+                                  "SELECT COUNT(*) FROM sharebuy_identity.grants WHERE user_id = ? AND role = 5 AND "
+                                  "centre_id = ?",
+                                  &s),
+                    0);
+        sb_db_bind_u64(s, 0, user);
+        sb_db_bind_u64(s, 1, centre);
+        SB_CHECK_EQ(sb_db_execute(s), 0);
+        uint64_t n = 0;
+        while (sb_db_fetch(s) > 0)
+                sb_db_col_u64(s, 0, &n);
+        return n == 1;
+}
+
+static uint64_t centre_accounts(uint64_t centre) {
+        sb_db_stmt *s;
+        SB_CHECK_EQ(sb_db_prepare(sb_test_stack_admin_db(st),
+                                  "SELECT COUNT(*) FROM sharebuy_wallet.accounts WHERE owner_kind = 3 AND owner_id = ?",
+                                  &s),
+                    0);
+        sb_db_bind_u64(s, 0, centre);
+        SB_CHECK_EQ(sb_db_execute(s), 0);
+        uint64_t n = 0;
+        while (sb_db_fetch(s) > 0)
+                sb_db_col_u64(s, 0, &n);
+        return n;
+}
+
 /* A province with no centre anywhere in its area, and not `avoid`. */
 static void free_province(char out[7], const char *avoid) {
         sb_db *db = sb_test_stack_admin_db(st);
@@ -534,7 +592,7 @@ static void test_centres(void) {
         city_with_districts(race_p, race_city, race_d1, race_d2);
         printf("centres: province %s, city %s, districts %s %s, outside %s; race in %s\n", p, city, d1, d2, outside,
                race_p);
-        const uint64_t u1 = uid_base + 1, u2 = uid_base + 2, u3 = uid_base + 3, u5 = uid_base + 5;
+        const uint64_t u1 = real_user(), u2 = real_user(), u3 = real_user(), u5 = real_user();
 
         /* Exclusivity under concurrency: the same city twice; in another province, the province against a district
          * inside it. Each time exactly one approval wins and one centre holds the area. */
@@ -543,8 +601,9 @@ static void test_centres(void) {
         if (strcmp(race_p2, p) == 0)
                 free_province(race_p2, race_p);
         city_with_districts(race_p2, race_city2, race_e1, race_e2);
-        race_pair(race_city, race_city, uid_base + 11, uid_base + 12);
-        race_pair(race_p2, race_e1, uid_base + 13, uid_base + 14);
+        uint64_t r11 = real_user(), r12 = real_user(), r13 = real_user(), r14 = real_user();
+        race_pair(race_city, race_city, r11, r12);
+        race_pair(race_p2, race_e1, r13, r14);
         const char *race_provinces[] = { race_p, race_p2 };
         for (int k = 0; k < 2; k++) {
                 Sharebuy__Region__V1__ListCentresRequest lq = SHAREBUY__REGION__V1__LIST_CENTRES_REQUEST__INIT;
@@ -621,8 +680,17 @@ static void test_centres(void) {
         EXPECT_REASON("REASON_OUTSIDE_AREA");
         EXPECT(SB_FAILED_PRECONDITION, sub_centre(op1, cc, p, u3, NULL));
         EXPECT_REASON("REASON_OUTSIDE_AREA");
-        EXPECT(SB_FAILED_PRECONDITION, sub_centre(op1, cc, d1, u3, NULL));
+        /* The same request again is the same sub-centre (a retry after a peer failed completes the set-up); another
+         * operator for the division is refused. */
+        uint64_t again = 0;
+        EXPECT(SB_OK, sub_centre(op1, cc, d1, u3, &again));
+        SB_CHECK_EQ(again, sub);
+        EXPECT(SB_FAILED_PRECONDITION, sub_centre(op1, cc, d1, u5, NULL));
         EXPECT_REASON("REASON_DISTRICT_TAKEN");
+        /* Approval and sub-centre creation set up the peers: the operators' grants, the centres' accounts. */
+        SB_CHECK(has_grant(u1, cc) && has_grant(u3, sub));
+        SB_CHECK_EQ(centre_accounts(cc), 3);
+        SB_CHECK_EQ(centre_accounts(sub), 3);
         EXPECT(SB_PERMISSION_DENIED, sub_centre(op3, cc, d2, u3, NULL)); /* the sub-centre's operator */
         EXPECT(SB_NOT_FOUND, sub_centre(op1, cc, "999999", u3, NULL));
         EXPECT(SB_INVALID_ARGUMENT, sub_centre(op1, cc, d2, 0, NULL));
@@ -811,9 +879,78 @@ static void test_centres(void) {
                                           &sharebuy__region__v1__list_settings_history_response__descriptor, op1, NULL));
 }
 
+/* The peers: unknown users refused with nothing created; identity or the wallet stopped in the middle leaves
+ * nothing half-done, and the same request completes everything once they are back. */
+static void test_peers(void) {
+        char p[7], city[7], d1[7], d2[7];
+        free_province(p, "");
+        city_with_districts(p, city, d1, d2);
+        const uint64_t a = real_user(), b = real_user(), c = real_user(), nobody = UINT64_C(1) << 60 | uid_base;
+        uint64_t cc, sub;
+        char op[SB_AUTH_TOKEN_MAX];
+
+        /* Identity stopped: the approval changes nothing; back, the same approval completes. */
+        EXPECT(SB_OK, apply(a, city, "对端测试中心", &cc));
+        SB_CHECK_EQ(sb_test_stack_kill(st, "identity", SIGTERM), 0);
+        EXPECT(SB_UNAVAILABLE, approve(cc));
+        EXPECT_REASON("REASON_DEPENDENCY_UNAVAILABLE");
+        Sharebuy__Region__V1__GetCentreRequest gq = SHAREBUY__REGION__V1__GET_CENTRE_REQUEST__INIT;
+        gq.centre_id = cc;
+        Centre *x = NULL;
+        EXPECT(SB_OK, call("GetCentre", &gq.base, &sharebuy__region__v1__centre__descriptor, admin_tok, &x));
+        SB_CHECK(x->status == SHAREBUY__REGION__V1__CENTRE_STATUS__CENTRE_STATUS_PENDING && x->n_operator_user_ids == 0);
+        protobuf_c_message_free_unpacked(&x->base, NULL);
+        SB_CHECK_EQ(sb_test_stack_start_service(st, "identity"), 0);
+        EXPECT(SB_OK, approve(cc));
+        SB_CHECK(has_grant(a, cc));
+        SB_CHECK_EQ(centre_accounts(cc), 3);
+        token(SB_ROLE_CENTRE_OPERATOR, a, cc, op);
+
+        /* Unknown users: no sub-centre, no operator. */
+        EXPECT(SB_NOT_FOUND, sub_centre(op, cc, d1, nobody, NULL));
+        EXPECT_REASON("REASON_MEMBER_UNKNOWN");
+        Sharebuy__Region__V1__ListCentresRequest lq = SHAREBUY__REGION__V1__LIST_CENTRES_REQUEST__INIT;
+        lq.under_code = city;
+        Sharebuy__Region__V1__ListCentresResponse *lr = NULL;
+        EXPECT(SB_OK, call("ListCentres", &lq.base, &sharebuy__region__v1__list_centres_response__descriptor, admin_tok,
+                           &lr));
+        SB_CHECK_EQ(lr->n_centres, 1); /* the city centre only */
+        protobuf_c_message_free_unpacked(&lr->base, NULL);
+        EXPECT(SB_NOT_FOUND, operator_change(op, cc, nobody, true));
+        EXPECT_REASON("REASON_MEMBER_UNKNOWN");
+        EXPECT(SB_OK, call("GetCentre", &gq.base, &sharebuy__region__v1__centre__descriptor, admin_tok, &x));
+        SB_CHECK(x->n_operator_user_ids == 1 && x->operator_user_ids[0] == a);
+        protobuf_c_message_free_unpacked(&x->base, NULL);
+
+        /* The wallet stopped while a sub-centre is made: UNAVAILABLE; back, the same request completes it. */
+        SB_CHECK_EQ(sb_test_stack_kill(st, "wallet", SIGTERM), 0);
+        EXPECT(SB_UNAVAILABLE, sub_centre(op, cc, d1, b, NULL));
+        EXPECT_REASON("REASON_DEPENDENCY_UNAVAILABLE");
+        SB_CHECK_EQ(sb_test_stack_start_service(st, "wallet"), 0);
+        EXPECT(SB_OK, sub_centre(op, cc, d1, b, &sub));
+        SB_CHECK(has_grant(b, sub));
+        SB_CHECK_EQ(centre_accounts(sub), 3);
+
+        /* Identity stopped while an operator is added: unchanged; back, the same request completes. */
+        SB_CHECK_EQ(sb_test_stack_kill(st, "identity", SIGTERM), 0);
+        EXPECT(SB_UNAVAILABLE, operator_change(op, cc, c, true));
+        EXPECT(SB_OK, call("GetCentre", &gq.base, &sharebuy__region__v1__centre__descriptor, admin_tok, &x));
+        SB_CHECK_EQ(x->n_operator_user_ids, 1);
+        protobuf_c_message_free_unpacked(&x->base, NULL);
+        SB_CHECK_EQ(sb_test_stack_start_service(st, "identity"), 0);
+        EXPECT(SB_OK, operator_change(op, cc, c, true));
+        SB_CHECK(has_grant(c, cc));
+        EXPECT(SB_OK, call("GetCentre", &gq.base, &sharebuy__region__v1__centre__descriptor, admin_tok, &x));
+        SB_CHECK_EQ(x->n_operator_user_ids, 2);
+        protobuf_c_message_free_unpacked(&x->base, NULL);
+        printf("peers: ok\n");
+}
+
 int main(void) {
-        static const char *const services[] = { "region", NULL };
-        st = sb_test_stack_start(services);
+        static const char *const services[] = { "identity", "wallet", "region", NULL };
+        st = sb_test_stack_new(services);
+        sb_test_stack_env(st, "identity", "SB_IDENTITY_REGISTER_PER_PEER", "1000000");
+        sb_test_stack_start_all(st);
         const char *dir = data_dir();
         uid_base = ((uint64_t)time(NULL) % 100000000u) * 1000u + (uint64_t)(getpid() % 1000) * 1000000u;
         sb_claims admin = { .role = SB_ROLE_ADMIN, .uid = uid_base + 100 };
@@ -838,6 +975,7 @@ int main(void) {
         test_tree(dir);
         test_bad_input();
         test_centres();
+        test_peers();
         sb_test_stack_free(st);
         printf("region: all checks passed\n");
         return 0;
