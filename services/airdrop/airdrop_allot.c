@@ -76,8 +76,12 @@ int airdrop_scan(sb_db *db, const char *day, uint64_t seq_lo, uint64_t seq_hi, a
         return r < 0 ? r : 0;
 }
 
+/* Pass 1 (the floor shares' sum) and the first pass of the leftover selection read the same (rem, id) keys, and the
+ * selection's first pass only counts keys by their top bits, which does not depend on k: so both run over one scan,
+ * and only the passes that narrow the threshold further read the snapshot again (one more, usually). */
 typedef struct pass1 {
         const airdrop_params *p;
+        sb_econ_select *sel;
         int64_t floor_sum;
         uint64_t seen;
 } pass1;
@@ -89,6 +93,7 @@ static int pass1_fn(const airdrop_row *rows, size_t n, void *arg) {
                 TRY(sb_econ_share_floor(rows[i].cv, c->p->d, c->p->cv_total, &floor, &rem));
                 if (sb_add_i64(c->floor_sum, floor, &c->floor_sum) < 0)
                         return -ERANGE;
+                TRY(sb_econ_select_feed(c->sel, rem, rows[i].account_id));
         }
         c->seen += n;
         return 0;
@@ -114,32 +119,35 @@ int airdrop_allot_params(sb_db *db, const char *day, airdrop_params *p) {
         p->thr = (sb_econ_threshold){.none = true};
         if (p->n == 0 || p->cv_total <= 0 || p->d == 0)
                 return 0;
-        pass1 c1 = {.p = p};
-        TRY(airdrop_scan(db, day, 0, UINT64_MAX, pass1_fn, &c1));
-        if (c1.seen != p->n)
-                return -EINVAL; /* the participants changed under the scan */
-        int64_t k;
-        TRY(sb_econ_leftover(p->d, c1.floor_sum, p->n, &k));
-        p->leftover = k;
-        if (k == 0)
-                return 0;
         sb_econ_select *sel = malloc(sizeof *sel);
         if (!sel)
                 return -ENOMEM;
-        int r = sb_econ_select_init(sel, (uint64_t) k, p->cv_total, p->id_max);
+        /* k is not known before pass 1 ends: the selection starts with k = 1 (so that it counts) and gets the real k
+         * before its first sb_econ_select_next(), the first place where k is read. */
+        int r = sb_econ_select_init(sel, 1, p->cv_total, p->id_max);
+        pass1 c1 = {.p = p, .sel = sel};
+        if (r == 0)
+                r = airdrop_scan(db, day, 0, UINT64_MAX, pass1_fn, &c1);
+        if (r == 0 && c1.seen != p->n)
+                r = -EINVAL; /* the participants changed under the scan */
+        int64_t k = 0;
+        if (r == 0)
+                r = sb_econ_leftover(p->d, c1.floor_sum, p->n, &k);
+        if (r < 0 || k == 0) {
+                free(sel);
+                return r;
+        }
+        p->leftover = k;
+        sel->k = sel->need = (uint64_t) k;
         select_pass c2 = {.p = p, .sel = sel};
         unsigned passes = 0;
-        while (r >= 0) {
-                r = airdrop_scan(db, day, 0, UINT64_MAX, select_fn, &c2);
-                if (r < 0)
-                        break;
-                r = sb_econ_select_next(sel);
-                if (r <= 0)
-                        break;
+        while ((r = sb_econ_select_next(sel)) > 0) {
                 if (++passes > 16) { /* the selection promises at most eight */
                         r = -EIO;
                         break;
                 }
+                if ((r = airdrop_scan(db, day, 0, UINT64_MAX, select_fn, &c2)) < 0)
+                        break;
         }
         if (r == 0)
                 r = sb_econ_select_result(sel, &p->thr);

@@ -55,6 +55,9 @@ int64_t airdrop_last_due_day(const airdrop_state *st, int64_t now_ms);
 
 int64_t airdrop_now_ms(void);
 
+/* A monotonic clock in ms, for timings. */
+int64_t airdrop_mono_ms(void);
+
 /* --- The allotment (airdrop_allot.c) --- */
 
 /* One participant as read from the snapshot of a day (seq = position) or from the live active CV (seq = 0). */

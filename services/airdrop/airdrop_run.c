@@ -220,14 +220,15 @@ static int phase_start(airdrop_state *st, sb_db *db, const run_row *run, char *w
         sb_db_stmt *s;
         TRY(sb_db_prepare(db,
                           "UPDATE runs SET phase = 1, schedule_sp = ?, release_sp = ?, price_micro = ?, pool_fen = ?,"
-                          " circulating_sp = ? WHERE business_day = ? AND phase = 0",
+                          " circulating_sp = ?, start_done_ms = ? WHERE business_day = ? AND phase = 0",
                           &s));
         TRY(sb_db_bind_i64(s, 0, amount));
         TRY(sb_db_bind_i64(s, 1, release));
         TRY(sb_db_bind_i64(s, 2, price));
         TRY(sb_db_bind_i64(s, 3, pool));
         TRY(sb_db_bind_i64(s, 4, circulating));
-        TRY(sb_db_bind_str(s, 5, run->day));
+        TRY(sb_db_bind_i64(s, 5, airdrop_now_ms()));
+        TRY(sb_db_bind_str(s, 6, run->day));
         return sb_db_execute(s);
 }
 
@@ -265,9 +266,10 @@ static int snap_batch_fn(sb_db *db, void *arg) {
         c->inserted = sb_db_affected_rows(s);
         if (c->inserted == 0)
                 return 0;
-        TRY(sb_db_prepare(db, "SELECT MAX(account_id) FROM snapshot WHERE business_day = ? AND seq >= ?", &s));
+        /* The cursor: the batch's last row (seq follows account id order), one primary-key lookup. */
+        TRY(sb_db_prepare(db, "SELECT account_id FROM snapshot WHERE business_day = ? AND seq = ?", &s));
         TRY(sb_db_bind_str(s, 0, c->day));
-        TRY(sb_db_bind_u64(s, 1, count));
+        TRY(sb_db_bind_u64(s, 1, count + c->inserted - 1));
         TRY(sb_db_execute(s));
         if ((r = sb_db_fetch(s)) <= 0)
                 return r < 0 ? r : -EIO;
@@ -291,6 +293,10 @@ static int phase_snapshot(airdrop_state *st, sb_db *db, const run_row *run, char
                         break;
         }
         sb_db_stmt *s;
+        TRY(sb_db_prepare(db, "UPDATE runs SET snap_copied_ms = ? WHERE business_day = ?", &s));
+        TRY(sb_db_bind_i64(s, 0, airdrop_now_ms()));
+        TRY(sb_db_bind_str(s, 1, run->day));
+        TRY(sb_db_execute(s));
         TRY(sb_db_prepare(db,
                           "SELECT COUNT(*), COALESCE(SUM(cv_units), 0), COALESCE(MAX(account_id), 0) FROM snapshot"
                           " WHERE business_day = ?",
@@ -319,7 +325,8 @@ static int phase_snapshot(airdrop_state *st, sb_db *db, const run_row *run, char
         uint64_t chunks = p.n == 0 || p.d == 0 ? 0 : (p.n + run->chunk_accounts - 1) / run->chunk_accounts;
         TRY(sb_db_prepare(db,
                           "UPDATE runs SET phase = 2, account_count = ?, cv_total = ?, id_max = ?, leftover_sp = ?,"
-                          " thr_none = ?, thr_rem = ?, thr_id = ?, chunks_total = ? WHERE business_day = ? AND phase = 1",
+                          " thr_none = ?, thr_rem = ?, thr_id = ?, chunks_total = ?, snap_done_ms = ?"
+                          " WHERE business_day = ? AND phase = 1",
                           &s));
         TRY(sb_db_bind_u64(s, 0, p.n));
         TRY(sb_db_bind_i64(s, 1, p.cv_total));
@@ -329,7 +336,8 @@ static int phase_snapshot(airdrop_state *st, sb_db *db, const run_row *run, char
         TRY(sb_db_bind_i64(s, 5, p.thr.rem));
         TRY(sb_db_bind_u64(s, 6, p.thr.id_max));
         TRY(sb_db_bind_u64(s, 7, chunks));
-        TRY(sb_db_bind_str(s, 8, run->day));
+        TRY(sb_db_bind_i64(s, 8, airdrop_now_ms()));
+        TRY(sb_db_bind_str(s, 9, run->day));
         return sb_db_execute(s);
 }
 
@@ -350,6 +358,7 @@ typedef struct chunk_ctx {
         uint8_t *map;
         size_t map_len;
         int64_t now_ms;
+        int64_t scan_ms, wallet_ms, record_ms; /* this chunk's timings, added to the run's */
 } chunk_ctx;
 
 static int chunk_rows_fn(const airdrop_row *rows, size_t n, void *arg) {
@@ -399,14 +408,18 @@ static int record_chunk_fn(sb_db *db, void *arg) {
         TRY(sb_db_execute(s));
         TRY(sb_db_prepare(db,
                           "UPDATE runs SET chunks_done = chunks_done + 1, accounts_done = accounts_done + ?,"
-                          " allotted_sp = allotted_sp + ?, cut_sp = cut_sp + ?, cost_cv = cost_cv + ?"
-                          " WHERE business_day = ?",
+                          " allotted_sp = allotted_sp + ?, cut_sp = cut_sp + ?, cost_cv = cost_cv + ?,"
+                          " credit_scan_ms = credit_scan_ms + ?, credit_wallet_ms = credit_wallet_ms + ?,"
+                          " credit_record_ms = credit_record_ms + ? WHERE business_day = ?",
                           &s));
         TRY(sb_db_bind_u64(s, 0, c->n_rows));
         TRY(sb_db_bind_i64(s, 1, c->sp));
         TRY(sb_db_bind_i64(s, 2, c->cut));
         TRY(sb_db_bind_i64(s, 3, c->cost));
-        TRY(sb_db_bind_str(s, 4, c->day));
+        TRY(sb_db_bind_i64(s, 4, c->scan_ms));
+        TRY(sb_db_bind_i64(s, 5, c->wallet_ms));
+        TRY(sb_db_bind_i64(s, 6, c->record_ms));
+        TRY(sb_db_bind_str(s, 7, c->day));
         return sb_db_execute(s);
 }
 
@@ -482,8 +495,11 @@ static int phase_credit(airdrop_state *st, sb_db *db, const run_row *run, char *
                 c.n_rows = c.n_credit = 0;
                 c.sp = c.cost = c.cut = 0;
                 c.chunk_no = (unsigned) k;
+                int64_t t0 = airdrop_mono_ms();
                 if ((r = airdrop_scan(db, run->day, c.seq_lo, c.seq_lo + cs, chunk_rows_fn, &c)) < 0)
                         goto out;
+                int64_t t1 = airdrop_mono_ms();
+                c.scan_ms = t1 - t0;
                 c.map_len = 0;
                 if (c.n_credit > 0) {
                         Sharebuy__Wallet__V1__ApplyAirdropChunkRequest req =
@@ -521,9 +537,12 @@ static int phase_credit(airdrop_state *st, sb_db *db, const run_row *run, char *
                         }
                         protobuf_c_message_free_unpacked(out, NULL);
                 }
+                int64_t t2 = airdrop_mono_ms();
+                c.wallet_ms = t2 - t1;
                 c.now_ms = airdrop_now_ms();
                 if ((r = sb_db_tx(db, record_chunk_fn, &c)) < 0)
                         goto out;
+                c.record_ms = airdrop_mono_ms() - t2; /* added with the next chunk's row */
                 progress(st, db, run->day);
                 if (st->chunk_pause_ms > 0)
                         nap(st, st->chunk_pause_ms);
@@ -559,6 +578,25 @@ out:
         free(c.offsets);
         free(c.map);
         return r;
+}
+
+/* The completion line, with the time of each phase (migration 0007; docs/airdrop.md). */
+static void log_completed(sb_db *db, const char *day) {
+        int64_t v[8] = {0};
+        sb_db_stmt *s;
+        if (sb_db_prepare(db,
+                          "SELECT started_ms, start_done_ms, snap_copied_ms, snap_done_ms, finished_ms, credit_scan_ms,"
+                          " credit_wallet_ms, credit_record_ms FROM runs WHERE business_day = ?",
+                          &s) == 0 &&
+            sb_db_bind_str(s, 0, day) == 0 && sb_db_execute(s) == 0 && sb_db_fetch(s) > 0) {
+                for (unsigned i = 0; i < 8; i++)
+                        sb_db_col_i64(s, i, &v[i]);
+                drain(s);
+        }
+        sb_log_kv(SB_LOG_INFO, "airdrop", "the day's run completed", "day", SB_LOG_STR(day), "start_ms",
+                  SB_LOG_INT(v[1] - v[0]), "snapshot_copy_ms", SB_LOG_INT(v[2] - v[1]), "threshold_ms",
+                  SB_LOG_INT(v[3] - v[2]), "credit_ms", SB_LOG_INT(v[4] - v[3]), "credit_scan_ms", SB_LOG_INT(v[5]),
+                  "credit_wallet_ms", SB_LOG_INT(v[6]), "credit_record_ms", SB_LOG_INT(v[7]), NULL);
 }
 
 /* Runs (or resumes) the day of `day` to the end. */
@@ -597,7 +635,7 @@ static int execute_run(airdrop_state *st, sb_db *db, const char *day) {
         if (r == 0) {
                 if (st->c_completed)
                         sb_metrics_series_add(st->c_completed, 1);
-                sb_log_kv(SB_LOG_INFO, "airdrop", "the day's run completed", "day", SB_LOG_STR(day), NULL);
+                log_completed(db, day);
                 return 0;
         }
         if (r == ERR_RUN) {

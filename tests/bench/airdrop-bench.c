@@ -269,6 +269,9 @@ int main(int argc, char **argv) {
         sb_test_stack_env(st, "airdrop", "SB_AIRDROP_TIMER", "false");
         sb_test_stack_env(st, "airdrop", "SB_LOG_LEVEL", "warn");
         sb_test_stack_env(st, "wallet", "SB_LOG_LEVEL", "warn");
+        const char *chunk = getenv("AIRDROP_BENCH_CHUNK"); /* accounts per chunk; the service's default otherwise */
+        if (chunk && *chunk)
+                sb_test_stack_env(st, "airdrop", "SB_AIRDROP_CHUNK_ACCOUNTS", chunk);
         sb_test_stack_start_all(st);
         char admin_tok[SB_AUTH_TOKEN_MAX], svc_tok[SB_AUTH_TOKEN_MAX];
         sb_test_stack_role_token(st, SB_ROLE_ADMIN, 1, 0, 0, 0, admin_tok);
@@ -376,6 +379,25 @@ int main(int argc, char **argv) {
         printf("peak RSS (VmHWM): airdrop %" PRId64 " KiB, wallet %" PRId64 " KiB\n", rss_airdrop, rss_wallet);
         SB_CHECK_EQ(run->account_count, n);
         protobuf_c_message_free_unpacked(out, NULL);
+        /* The phases, from the run's row (migration 0007). */
+        int64_t ph[9] = {0};
+        SB_CHECK_EQ(sb_db_prepare(db,
+                                  "SELECT started_ms, start_done_ms, snap_copied_ms, snap_done_ms, finished_ms,"
+                                  " credit_scan_ms, credit_wallet_ms, credit_record_ms, chunks_total"
+                                  " FROM sharebuy_airdrop.runs WHERE business_day = '2025-01-01'",
+                                  &s),
+                    0);
+        SB_CHECK_EQ(sb_db_execute(s), 0);
+        SB_CHECK(sb_db_fetch(s) > 0);
+        for (int i = 0; i < 9; i++)
+                sb_db_col_i64(s, i, &ph[i]);
+        while (sb_db_fetch(s) > 0)
+                ;
+        int64_t start_ms = ph[1] - ph[0], copy_ms = ph[2] - ph[1], params_ms = ph[3] - ph[2], credit_ms = ph[4] - ph[3];
+        printf("phases: start %" PRId64 " ms, snapshot copy %" PRId64 " ms, CV_T and threshold %" PRId64
+               " ms, credit %" PRId64 " ms (%" PRId64 " chunks; summed: reading and computing %" PRId64
+               " ms, the wallet %" PRId64 " ms, recording %" PRId64 " ms)\n",
+               start_ms, copy_ms, params_ms, credit_ms, ph[8], ph[5], ph[6], ph[7]);
 
         int64_t verify_ms = -1;
         if (verify) {
@@ -391,8 +413,11 @@ int main(int argc, char **argv) {
                 SB_CHECK_EQ(rc, 0);
         }
         printf("{\"accounts\":%" PRIu64 ",\"load_ms\":%" PRId64 ",\"ceiling_ms\":%" PRId64 ",\"run_ms\":%" PRId64
-               ",\"airdrop_vmhwm_kib\":%" PRId64 ",\"wallet_vmhwm_kib\":%" PRId64 ",\"verify_ms\":%" PRId64 "}\n",
-               n, load_ms, ceiling_ms, run_ms, rss_airdrop, rss_wallet, verify_ms);
+               ",\"start_ms\":%" PRId64 ",\"snapshot_copy_ms\":%" PRId64 ",\"threshold_ms\":%" PRId64
+               ",\"credit_ms\":%" PRId64 ",\"airdrop_vmhwm_kib\":%" PRId64 ",\"wallet_vmhwm_kib\":%" PRId64
+               ",\"verify_ms\":%" PRId64 "}\n",
+               n, load_ms, ceiling_ms, run_ms, start_ms, copy_ms, params_ms, credit_ms, rss_airdrop, rss_wallet,
+               verify_ms);
         sb_test_stack_free(st);
         return 0;
 }
