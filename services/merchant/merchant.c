@@ -406,6 +406,8 @@ static const sb_config_key merchant_keys[] = {
          "how often the sale path asks region for the centre revision (drops cached centres when it changed)"},
         {"merchant.deposit_cache", SB_CONFIG_DURATION_MS, "5s", 0, 60000, true, false,
          "how long the sale path trusts the last deposit and price seen for a merchant (0: ask the wallet every sale)"},
+        {"merchant.nearby_per_minute", SB_CONFIG_INT, "120", 1, 1000000, true, false,
+         "NearbyStores calls allowed per peer address and minute (no token is needed for it)"},
         {"merchant.test_delay_after_post", SB_CONFIG_DURATION_MS, "0", 0, 600000, true, false,
          "TESTS ONLY: a pause between posting a sale's wallet transaction and storing the sale (crash tests)"},
 };
@@ -424,6 +426,7 @@ static int merchant_init(const sb_config *cfg, void **ret_state, char *err, size
         st->cutoff_min = (int) sb_config_int(cfg, "merchant.cutoff_min");
         st->centre_poll_ms = sb_config_int(cfg, "merchant.centre_poll");
         st->deposit_cache_ms = sb_config_int(cfg, "merchant.deposit_cache");
+        st->nearby_per_minute = sb_config_int(cfg, "merchant.nearby_per_minute");
         st->test_delay_after_post_ms = sb_config_int(cfg, "merchant.test_delay_after_post");
         st->centre_checked_ms = INT64_MIN / 2;
         pthread_mutex_init(&st->mu, NULL);

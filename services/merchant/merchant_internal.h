@@ -79,9 +79,20 @@ typedef struct merchant_deposit_slot {
 
 #define MERCHANT_DEPOSIT_CACHE 1024
 
+/* NearbyStores calls of one peer address in the current minute. */
+typedef struct merchant_rate_slot {
+        uint64_t peer_hash;
+        int64_t minute;
+        uint32_t count;
+} merchant_rate_slot;
+
+#define MERCHANT_RATE_SLOTS 1024
+
 typedef struct merchant_state {
         int utc_offset_min, cutoff_min;
         int64_t deposit_cache_ms;
+        int64_t nearby_per_minute;
+        merchant_rate_slot nearby_rate[MERCHANT_RATE_SLOTS]; /* direct-mapped by address hash; guarded by mu */
         int64_t test_delay_after_post_ms; /* tests only: a pause between posting a sale and storing it */
         int64_t centre_poll_ms;
         pthread_mutex_t mu; /* guards everything below */

@@ -727,9 +727,42 @@ static int hit_cmp(const void *a_, const void *b_) {
         return a->m.id < b->m.id ? -1 : a->m.id > b->m.id;
 }
 
+/* Counts a NearbyStores call of the call's peer address (the port left out) in the current minute. False when the
+ * address is over merchant.nearby_per_minute; *ret_retry_s says how long until the next minute. Two addresses that
+ * share a slot share the limit until one of them is quiet for a minute: a bounded table, never a refusal of a
+ * well-behaved client for longer than that. */
+static bool nearby_allowed(sb_call *call, int64_t *ret_retry_s) {
+        merchant_state *st = merchant_st(call);
+        const char *peer = sb_call_peer(call);
+        const char *colon = strrchr(peer, ':');
+        size_t n = colon && colon != peer ? (size_t) (colon - peer) : strlen(peer);
+        uint64_t h = UINT64_C(14695981039346656037);
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ (uint8_t) peer[i]) * UINT64_C(1099511628211);
+        int64_t now = merchant_now_ms(), minute = now / 60000;
+        *ret_retry_s = (60000 - now % 60000 + 999) / 1000;
+        pthread_mutex_lock(&st->mu);
+        merchant_rate_slot *s = &st->nearby_rate[h % MERCHANT_RATE_SLOTS];
+        if (s->peer_hash != h || s->minute != minute) {
+                s->peer_hash = h;
+                s->minute = minute;
+                s->count = 0;
+        }
+        bool ok = s->count < st->nearby_per_minute;
+        if (ok)
+                s->count++;
+        pthread_mutex_unlock(&st->mu);
+        return ok;
+}
+
 sb_status merchant_h_nearby(sb_call *call, const ProtobufCMessage *req_, ProtobufCMessage *resp_) {
         const Sharebuy__Merchant__V1__NearbyStoresRequest *req = (const void *) req_;
         Sharebuy__Merchant__V1__NearbyStoresResponse *resp = (void *) resp_;
+        int64_t retry_s = 0;
+        if (!nearby_allowed(call, &retry_s))
+                return sb_call_fail_reason(call, SB_RESOURCE_EXHAUSTED, "REASON_RATE_LIMITED",
+                                           "too many store searches from this address; try again in %d s",
+                                           (int) retry_s);
         if (!req->point || !merchant_point_in_china(req->point->latitude_e6, req->point->longitude_e6))
                 return invalid(call, "REASON_FIELD_INVALID", "point: a point inside mainland China is required");
         if (req->radius_m == 0 || req->radius_m > MERCHANT_NEARBY_RADIUS_MAX_M)

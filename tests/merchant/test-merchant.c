@@ -880,6 +880,16 @@ static void test_nearby(void) {
         q.radius_m = 50001;
         EXPECT_REASON(MCALL("NearbyStores", &q, &sharebuy__merchant__v1__nearby_stores_response__descriptor, NULL, NULL),
                       SB_INVALID_ARGUMENT, "REASON_FIELD_INVALID");
+        /* No token is needed, so searches are limited per address (40 a minute in this test's merchant). */
+        q.radius_m = 1000;
+        bool refused = false;
+        for (int i = 0; i < 200 && !refused; i++) {
+                sb_status s = MCALL("NearbyStores", &q, &sharebuy__merchant__v1__nearby_stores_response__descriptor,
+                                    NULL, NULL);
+                SB_CHECK(s == SB_OK || (s == SB_RESOURCE_EXHAUSTED && !strcmp(reason, "REASON_RATE_LIMITED")));
+                refused = s == SB_RESOURCE_EXHAUSTED;
+        }
+        SB_CHECK(refused);
         printf("nearby stores: ok\n");
 }
 
@@ -993,6 +1003,7 @@ int main(void) {
         sb_test_stack_env(st, "identity", "SB_IDENTITY_REGISTER_PER_PEER", "1000000");
         sb_test_stack_env(st, "identity", "SB_IDENTITY_LOOKUP_PER_PEER", "1000000");
         sb_test_stack_env(st, "identity", "SB_IDENTITY_MEMBER_CODES_PER_MINUTE", "10000");
+        sb_test_stack_env(st, "merchant", "SB_MERCHANT_NEARBY_PER_MINUTE", "40");
         sb_test_stack_start_all(st);
 
         const char *imp[] = {"region", "import", "--from", data_dir(), NULL};
