@@ -1,5 +1,6 @@
 /* Tests of services/core/auth: JWT ES256 with real keys, tampering, expiry, passwords. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,60 @@ static void test_sign_verify(void) {
         CHECK(strcmp(sb_role_name(SB_ROLE_CENTRE_OPERATOR), "CENTRE_OPERATOR") == 0);
 }
 
+/* The verification cache: many threads verify a few tokens over and over (each hit must give the same claims), a
+ * tampered copy of a cached token still fails, and time checks apply to cached entries. */
+struct cache_arg {
+        sb_auth_verifier *v;
+        char toks[8][SB_AUTH_TOKEN_MAX];
+        int64_t now;
+        int bad;
+};
+
+static void *cache_main(void *arg_) {
+        struct cache_arg *a = arg_;
+        for (int i = 0; i < 4000; i++) {
+                sb_claims got;
+                int k = i % 8;
+                if (sb_auth_verify(a->v, a->toks[k], a->now, &got) != SB_AUTH_OK || got.uid != (uint64_t)(100 + k))
+                        __atomic_add_fetch(&a->bad, 1, __ATOMIC_RELAXED);
+        }
+        return NULL;
+}
+
+static void test_cache(void) {
+        char priv[128], pub[128], err[256];
+        path(priv, sizeof priv, "c.pem");
+        path(pub, sizeof pub, "c.pub");
+        sb_auth_signer *s = NULL;
+        struct cache_arg a = { .now = time(NULL) };
+        CHECK(sb_auth_keygen(priv, pub, err, sizeof err) == 0);
+        CHECK(sb_auth_signer_load(priv, &s, err, sizeof err) == 0);
+        CHECK(sb_auth_verifier_load(pub, &a.v, err, sizeof err) == 0);
+        if (!s || !a.v)
+                return;
+        for (int k = 0; k < 8; k++) {
+                sb_claims c = cashier_claims(a.now);
+                c.uid = (uint64_t)(100 + k);
+                CHECK(sb_auth_sign(s, &c, a.toks[k], sizeof a.toks[k]) > 0);
+        }
+        pthread_t th[4];
+        for (int i = 0; i < 4; i++)
+                pthread_create(&th[i], NULL, cache_main, &a);
+        for (int i = 0; i < 4; i++)
+                pthread_join(th[i], NULL);
+        CHECK(a.bad == 0);
+        sb_claims got;
+        char t[SB_AUTH_TOKEN_MAX];
+        snprintf(t, sizeof t, "%s", a.toks[3]);
+        tamper(t, 2);
+        CHECK(sb_auth_verify(a.v, t, a.now, &got) != SB_AUTH_OK);
+        CHECK(sb_auth_verify(a.v, a.toks[3], a.now + 2000, &got) == SB_AUTH_EXPIRED);
+        CHECK(sb_auth_verify(a.v, a.toks[3], a.now - 200, &got) == SB_AUTH_NOT_YET_VALID);
+        CHECK(sb_auth_verify(a.v, a.toks[3], a.now, &got) == SB_AUTH_OK && got.uid == 103);
+        sb_auth_signer_free(s);
+        sb_auth_verifier_free(a.v);
+}
+
 static void test_passwords(void) {
         char h[SB_AUTH_HASH_MAX], h2[SB_AUTH_HASH_MAX];
         CHECK(sb_auth_password_hash("correct horse 9", h) == 0);
@@ -182,6 +237,7 @@ int main(void) {
         if (!mkdtemp(dir))
                 return 1;
         test_sign_verify();
+        test_cache();
         test_passwords();
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
