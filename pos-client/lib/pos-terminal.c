@@ -340,17 +340,33 @@ sb_status pos_terminal_pair(pos_terminal *t, const char *pairing_code, const cha
                 pos_error_set(err, SB_INTERNAL, NULL, "PairTerminal answered without a credential");
                 return SB_INTERNAL;
         }
+        /* Identity does not know store names (PairTerminal's merchant_name is empty): ask the merchant service with
+         * the new terminal credential. Best effort: the title bar falls back to the till's label. */
+        Sharebuy__Merchant__V1__MerchantProfile *profile = NULL;
+        if (!pr->merchant_name || !*pr->merchant_name) {
+                Sharebuy__Merchant__V1__GetMerchantRequest gm = SHAREBUY__MERCHANT__V1__GET_MERCHANT_REQUEST__INIT;
+                pos_error e2;
+                if (do_call(t, true, MERCHANT_PATH("GetMerchant"), &gm.base,
+                            &sharebuy__merchant__v1__merchant_profile__descriptor, pr->tokens->access_token,
+                            POS_CALL_DEADLINE_MS, (ProtobufCMessage **) &profile, &e2) != SB_OK)
+                        profile = NULL;
+        }
+        const char *merchant_name = pr->merchant_name && *pr->merchant_name ? pr->merchant_name
+                                    : profile && profile->name                ? profile->name
+                                                                              : "";
         pthread_mutex_lock(&t->lock);
         keep_session(&t->terminal, pr->tokens);
         t->state.terminal_id = pr->terminal->terminal_id;
         t->state.merchant_id = pr->terminal->merchant_id;
         snprintf(t->state.terminal_label, sizeof t->state.terminal_label, "%s",
                  pr->terminal->label ? pr->terminal->label : "");
-        snprintf(t->state.merchant_name, sizeof t->state.merchant_name, "%s", pr->merchant_name ? pr->merchant_name : "");
+        snprintf(t->state.merchant_name, sizeof t->state.merchant_name, "%s", merchant_name);
         snprintf(t->state.terminal_refresh, sizeof t->state.terminal_refresh, "%s", pr->tokens->refresh_token);
         int r = pos_state_save(t->state_path, &t->state);
         pthread_mutex_unlock(&t->lock);
         protobuf_c_message_free_unpacked(resp, NULL);
+        if (profile)
+                protobuf_c_message_free_unpacked(&profile->base, NULL);
         if (r < 0) {
                 pos_error_set(err, SB_INTERNAL, NULL, "cannot save the terminal state");
                 return SB_INTERNAL;

@@ -49,7 +49,7 @@ struct _PosSaleView {
 
 G_DEFINE_FINAL_TYPE(PosSaleView, pos_sale_view, GTK_TYPE_WIDGET)
 
-enum { SIGNAL_SESSION_ENDED, SIGNAL_DEPOSIT_CHANGED, SIGNAL_JOURNAL_CHANGED, N_SIGNALS };
+enum { SIGNAL_SESSION_ENDED, SIGNAL_DEPOSIT_CHANGED, SIGNAL_JOURNAL_CHANGED, SIGNAL_CONNECTION_LOST, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
 static void request_quote(PosSaleView *self);
@@ -271,6 +271,7 @@ static void on_quote(GObject *source, GAsyncResult *result, gpointer user_data) 
         } else if (pos_error_offline(&r->err)) {
                 self->offline = TRUE;
                 show_page(self, "offline");
+                g_signal_emit(self, signals[SIGNAL_CONNECTION_LOST], 0);
         } else {
                 show_failure(self, &r->err);
         }
@@ -590,6 +591,9 @@ static void pos_sale_view_class_init(PosSaleViewClass *klass) {
         signals[SIGNAL_DEPOSIT_CHANGED] = g_signal_new("deposit-changed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
                                                        0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_INT64, G_TYPE_INT);
         signals[SIGNAL_JOURNAL_CHANGED] = g_signal_new("journal-changed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
+                                                       0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+        /* The services could not be reached (the quote failed for want of a connection). */
+        signals[SIGNAL_CONNECTION_LOST] = g_signal_new("connection-lost", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
                                                        0, NULL, NULL, NULL, G_TYPE_NONE, 0);
         gtk_widget_class_set_layout_manager_type(widget_class, GTK_TYPE_BIN_LAYOUT);
         gtk_widget_class_set_template_from_resource(widget_class, "/cn/sharebuy/Pos/pos-sale-view.ui");

@@ -240,6 +240,14 @@ static void on_deposit_changed(PosWindow *self, gint64 sp_units, gint level) {
 
 static void on_journal_changed(PosWindow *self) {
         update_connection(self);
+        /* A sale just queued: try it at once, which also tells whether the services are reachable. */
+        if (has_queued(self))
+                replay(self);
+}
+
+static void on_connection_lost(PosWindow *self) {
+        self->online = FALSE;
+        update_connection(self);
 }
 
 static void action_day(GtkWidget *widget, const char *name, GVariant *param) {
@@ -330,6 +338,7 @@ PosWindow *pos_window_new(GtkApplication *app, pos_terminal *terminal) {
         g_signal_connect_swapped(self->sale_view, "session-ended", G_CALLBACK(on_session_ended), self);
         g_signal_connect_swapped(self->sale_view, "deposit-changed", G_CALLBACK(on_deposit_changed), self);
         g_signal_connect_swapped(self->sale_view, "journal-changed", G_CALLBACK(on_journal_changed), self);
+        g_signal_connect_swapped(self->sale_view, "connection-lost", G_CALLBACK(on_connection_lost), self);
         pos_state st;
         pos_terminal_get_state(terminal, &st);
         self->online = TRUE;
