@@ -1,6 +1,8 @@
 /* merchant_util: see merchant_util.h. */
 #include "merchant_util.h"
 
+#include "day.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -130,103 +132,29 @@ bool merchant_point_in_china(int32_t lat_e6, int32_t lon_e6) {
 
 /* --- Business days ---------------------------------------------------------------------------------------------- */
 
-/* Days since 1970-01-01 ↔ civil date (Howard Hinnant's algorithms). */
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
-        z += 719468;
-        int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-        unsigned doe = (unsigned) (z - era * 146097);
-        unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        unsigned mp = (5 * doy + 2) / 153;
-        *d = doy - (153 * mp + 2) / 5 + 1;
-        *m = mp < 10 ? mp + 3 : mp - 9;
-        *y = (int64_t) yoe + era * 400 + (*m <= 2);
-}
-
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-        y -= m <= 2;
-        int64_t era = (y >= 0 ? y : y - 399) / 400;
-        unsigned yoe = (unsigned) (y - era * 400);
-        unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-        unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + (int64_t) doe - 719468;
-}
-
-static int64_t floor_div(int64_t a, int64_t b) {
-        int64_t q = a / b;
-        return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-
-static void format_day(int64_t day, char out[MERCHANT_DAY_LEN + 1]) {
-        int64_t y;
-        unsigned m, d;
-        civil_from_days(day, &y, &m, &d);
-        out[0] = (char) ('0' + y / 1000);
-        out[1] = (char) ('0' + y / 100 % 10);
-        out[2] = (char) ('0' + y / 10 % 10);
-        out[3] = (char) ('0' + y % 10);
-        out[4] = '-';
-        out[5] = (char) ('0' + m / 10);
-        out[6] = (char) ('0' + m % 10);
-        out[7] = '-';
-        out[8] = (char) ('0' + d / 10);
-        out[9] = (char) ('0' + d % 10);
-        out[10] = '\0';
-}
-
-static bool parse_day(const char *s, int64_t *y, unsigned *m, unsigned *d) {
-        if (!s || strlen(s) != MERCHANT_DAY_LEN || s[4] != '-' || s[7] != '-')
-                return false;
-        for (int i = 0; i < MERCHANT_DAY_LEN; i++)
-                if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
-                        return false;
-        *y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-        *m = (unsigned) ((s[5] - '0') * 10 + (s[6] - '0'));
-        *d = (unsigned) ((s[8] - '0') * 10 + (s[9] - '0'));
-        if (*y < 1970 || *y > 2999 || *m < 1 || *m > 12 || *d < 1)
-                return false;
-        static const unsigned mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-        bool leap = (*y % 4 == 0 && *y % 100 != 0) || *y % 400 == 0;
-        return *d <= mdays[*m - 1] + (*m == 2 && leap);
-}
-
 int merchant_business_day(int64_t unix_ms, int utc_offset_min, int cutoff_min, char out[MERCHANT_DAY_LEN + 1]) {
-        const int64_t day_ms = INT64_C(86400000);
-        if (utc_offset_min < -14 * 60 || utc_offset_min > 14 * 60 || cutoff_min < 0 || cutoff_min >= 1440 ||
-            unix_ms < 0 || unix_ms > INT64_C(32503680000000) /* 3000-01-01 */)
-                return -EINVAL;
-        int64_t local = unix_ms + (int64_t) utc_offset_min * 60000;
-        int64_t day = floor_div(local, day_ms);
-        if (local - day * day_ms >= (int64_t) cutoff_min * 60000)
-                day++;
-        format_day(day, out);
-        return 0;
+        int64_t day;
+        int r = sb_business_day(unix_ms, utc_offset_min, cutoff_min, &day);
+        return r < 0 ? r : sb_day_format(day, out);
 }
 
 int merchant_business_day_end(const char *day, int utc_offset_min, int cutoff_min, int64_t *ret_ms) {
-        int64_t y;
-        unsigned m, d;
-        if (!parse_day(day, &y, &m, &d) || cutoff_min < 0 || cutoff_min >= 1440)
+        int64_t d;
+        if (sb_day_parse(day, &d) < 0 || cutoff_min < 0 || cutoff_min >= 1440)
                 return -EINVAL;
-        /* Business day D runs from the cut-off of the local day before D to the cut-off of local day D. */
-        *ret_ms = days_from_civil(y, m, d) * INT64_C(86400000) + (int64_t) cutoff_min * 60000 -
-                  (int64_t) utc_offset_min * 60000;
+        *ret_ms = sb_business_day_end_ms(d, utc_offset_min, cutoff_min);
         return 0;
 }
 
 bool merchant_day_valid(const char *s) {
-        int64_t y;
-        unsigned m, d;
-        return parse_day(s, &y, &m, &d);
+        return sb_day_valid(s);
 }
 
 int merchant_day_next(const char *day, char out[MERCHANT_DAY_LEN + 1]) {
-        int64_t y;
-        unsigned m, d;
-        if (!parse_day(day, &y, &m, &d))
+        int64_t d;
+        if (sb_day_parse(day, &d) < 0)
                 return -EINVAL;
-        format_day(days_from_civil(y, m, d) + 1, out);
-        return 0;
+        return sb_day_format(d + 1, out);
 }
 
 /* --- Distances -------------------------------------------------------------------------------------------------- */

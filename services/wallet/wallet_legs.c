@@ -1,6 +1,8 @@
 /* wallet_legs: validation of legs, request and chain hashes, business days. See wallet_legs.h. */
 #include "wallet_legs.h"
 
+#include "day.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -282,94 +284,21 @@ void wallet_hash_hex(const uint8_t h[WALLET_HASH_BYTES], char out[2 * WALLET_HAS
         out[2 * WALLET_HASH_BYTES] = '\0';
 }
 
-/* Days since 1970-01-01 ↔ civil date (Howard Hinnant's algorithms), valid far beyond the years we accept. */
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
-        z += 719468;
-        int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-        unsigned doe = (unsigned) (z - era * 146097);
-        unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        unsigned mp = (5 * doy + 2) / 153;
-        *d = doy - (153 * mp + 2) / 5 + 1;
-        *m = mp < 10 ? mp + 3 : mp - 9;
-        *y = (int64_t) yoe + era * 400 + (*m <= 2);
-}
-
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-        y -= m <= 2;
-        int64_t era = (y >= 0 ? y : y - 399) / 400;
-        unsigned yoe = (unsigned) (y - era * 400);
-        unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-        unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + (int64_t) doe - 719468;
-}
-
-static int64_t floor_div(int64_t a, int64_t b) {
-        int64_t q = a / b;
-        return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-
 int wallet_business_day(int64_t unix_ms, int utc_offset_min, int cutoff_min, char out[WALLET_DAY_LEN + 1]) {
-        const int64_t day_ms = INT64_C(86400000);
-
-        if (utc_offset_min < -14 * 60 || utc_offset_min > 14 * 60 || cutoff_min < 0 || cutoff_min >= 1440 ||
-            unix_ms < 0 || unix_ms > INT64_C(32503680000000) /* 3000-01-01 */)
-                return -EINVAL;
-        int64_t local = unix_ms + (int64_t) utc_offset_min * 60000;
-        int64_t day = floor_div(local, day_ms);
-        int64_t ms_of_day = local - day * day_ms;
-        if (ms_of_day >= (int64_t) cutoff_min * 60000)
-                day++;
-        int64_t y;
-        unsigned m, d;
-        civil_from_days(day, &y, &m, &d);
-        /* y is within 1970..3000 and m, d within their ranges, so the text is exactly ten characters. */
-        out[0] = (char) ('0' + y / 1000);
-        out[1] = (char) ('0' + y / 100 % 10);
-        out[2] = (char) ('0' + y / 10 % 10);
-        out[3] = (char) ('0' + y % 10);
-        out[4] = '-';
-        out[5] = (char) ('0' + m / 10);
-        out[6] = (char) ('0' + m % 10);
-        out[7] = '-';
-        out[8] = (char) ('0' + d / 10);
-        out[9] = (char) ('0' + d % 10);
-        out[10] = '\0';
-        return 0;
-}
-
-static bool parse_day(const char *s, int64_t *y, unsigned *m, unsigned *d) {
-        if (!s || strlen(s) != WALLET_DAY_LEN || s[4] != '-' || s[7] != '-')
-                return false;
-        for (int i = 0; i < WALLET_DAY_LEN; i++)
-                if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
-                        return false;
-        *y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-        *m = (unsigned) ((s[5] - '0') * 10 + (s[6] - '0'));
-        *d = (unsigned) ((s[8] - '0') * 10 + (s[9] - '0'));
-        if (*y < 2000 || *y > 2999 || *m < 1 || *m > 12 || *d < 1)
-                return false;
-        static const unsigned mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-        bool leap = (*y % 4 == 0 && *y % 100 != 0) || *y % 400 == 0;
-        unsigned maxd = mdays[*m - 1] + (*m == 2 && leap);
-        return *d <= maxd;
+        int64_t day;
+        int r = sb_business_day(unix_ms, utc_offset_min, cutoff_min, &day);
+        return r < 0 ? r : sb_day_format(day, out);
 }
 
 bool wallet_day_valid(const char *s) {
-        int64_t y;
-        unsigned m, d;
-        return parse_day(s, &y, &m, &d);
+        return sb_day_valid(s);
 }
 
 int wallet_business_day_end(const char *day, int utc_offset_min, int cutoff_min, int64_t *ret_ms) {
-        int64_t y;
-        unsigned m, d;
-
-        if (!parse_day(day, &y, &m, &d) || cutoff_min < 0 || cutoff_min >= 1440)
+        int64_t d;
+        if (sb_day_parse(day, &d) < 0 || cutoff_min < 0 || cutoff_min >= 1440)
                 return -EINVAL;
-        /* Business day D runs from the cut-off of the local day before D to the cut-off of local day D. */
-        int64_t days = days_from_civil(y, m, d);
-        *ret_ms = days * INT64_C(86400000) + (int64_t) cutoff_min * 60000 - (int64_t) utc_offset_min * 60000;
+        *ret_ms = sb_business_day_end_ms(d, utc_offset_min, cutoff_min);
         return 0;
 }
 
