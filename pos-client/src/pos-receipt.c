@@ -53,11 +53,16 @@ static void add_units(PosReceipt *r, const char *label, gint64 units, const char
         pos_receipt_add(r, label, v);
 }
 
-PosReceipt *pos_receipt_new_sale(const Sharebuy__Merchant__V1__SaleReceipt *rc, gboolean voided) {
+static const char *or_else(const char *a, const char *b) {
+        return a && *a ? a : b ? b : "";
+}
+
+PosReceipt *pos_receipt_new_sale(const Sharebuy__Merchant__V1__SaleReceipt *rc, gboolean voided, const char *till,
+                                 const char *cashier) {
         PosReceipt *r = pos_receipt_new(rc->merchant_name);
         g_autofree char *when = pos_format_time(rc->recorded_unix_ms);
-        pos_receipt_add(r, _("Till"), rc->terminal_label);
-        pos_receipt_add(r, _("Cashier"), rc->cashier_name);
+        pos_receipt_add(r, _("Till"), or_else(rc->terminal_label, till));
+        pos_receipt_add(r, _("Cashier"), or_else(rc->cashier_name, cashier));
         pos_receipt_add(r, _("Time"), when);
         pos_receipt_add(r, _("Sale no."), rc->sale_id);
         pos_receipt_add_rule(r);

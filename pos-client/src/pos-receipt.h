@@ -29,7 +29,10 @@ void pos_receipt_add(PosReceipt *r, const char *label, const char *value);
 void pos_receipt_add_rule(PosReceipt *r);
 
 /* The receipt of a recorded sale. */
-PosReceipt *pos_receipt_new_sale(const Sharebuy__Merchant__V1__SaleReceipt *rc, gboolean voided);
+/* till and cashier: this till's label and the signed-in cashier, printed when the receipt leaves them empty (the
+ * merchant service knows neither name). */
+PosReceipt *pos_receipt_new_sale(const Sharebuy__Merchant__V1__SaleReceipt *rc, gboolean voided, const char *till,
+                                 const char *cashier);
 
 /* The slip of a sale kept offline (not yet known to the server). */
 PosReceipt *pos_receipt_new_queued(const char *store, const char *terminal, const char *cashier,

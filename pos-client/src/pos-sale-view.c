@@ -358,7 +358,7 @@ static void on_sold(GObject *source, GAsyncResult *result, gpointer user_data) {
                         show_page(self, "idle");
                         break;
                 }
-                PosReceipt *rc = pos_receipt_new_sale(resp->receipt, FALSE);
+                PosReceipt *rc = pos_receipt_new_sale(resp->receipt, FALSE, st.terminal_label, cashier);
                 show_receipt(self, rc, resp->receipt->sale_id, _("✓ Sale recorded"), "success", TRUE);
                 g_signal_emit(self, signals[SIGNAL_DEPOSIT_CHANGED], 0, (gint64) resp->receipt->deposit_left_sp_units,
                               (gint) resp->receipt->deposit_level);
@@ -458,7 +458,11 @@ static void on_voided(GObject *source, GAsyncResult *result, gpointer user_data)
         }
         const Sharebuy__Merchant__V1__VoidSaleResponse *v = (const void *) r->resp;
         if (v->sale && v->sale->receipt) {
-                PosReceipt *rc = pos_receipt_new_sale(v->sale->receipt, TRUE);
+                pos_state st;
+                pos_terminal_get_state(self->terminal, &st);
+                char cashier[POS_NAME_MAX] = "";
+                pos_terminal_signed_in(self->terminal, cashier, sizeof cashier);
+                PosReceipt *rc = pos_receipt_new_sale(v->sale->receipt, TRUE, st.terminal_label, cashier);
                 show_receipt(self, rc, v->sale->receipt->sale_id, _("Sale voided: every point was given back."), "warning",
                              FALSE);
         } else {

@@ -741,6 +741,9 @@ int main(int argc, char **argv) {
         char sale1[37] = "";
         SB_CHECK_EQ(journal_count(app, POS_SALE_SENT, sale1), 1);
         SB_CHECK(strstr(label_text(win, "receipt-text"), sale1) != NULL);
+        /* The till's label and the cashier's name come from this till (the merchant service knows neither). */
+        SB_CHECK(strstr(label_text(win, "receipt-text"), "收银台 1") != NULL);
+        SB_CHECK(strstr(label_text(win, "receipt-text"), "王小明") != NULL);
         Sharebuy__Merchant__V1__Sale *sale = NULL;
         SB_CHECK_EQ(sales_with_id(sale1, &sale), 1);
         SB_CHECK_EQ(sale->receipt->spend_fen, 8800);
