@@ -279,6 +279,9 @@ int sb_test_stack_start_service(sb_test_stack *st, const char *service) {
         env[ne++] = xasprintf("SB_AUTH_SERVICE_TOKEN=%s", tok);
         env[ne++] = xasprintf("SB_SHUTDOWN_DRAIN=0");
         env[ne++] = xasprintf("SB_WORKERS=8");
+        /* The airdrop's timer runs every missed day over every account of the database, which tests share: it is
+         * off unless a test turns it on (sb_test_stack_env, which comes later and wins). */
+        env[ne++] = xasprintf("SB_AIRDROP_TIMER=false");
         env[ne++] = xasprintf("SB_LOG_LEVEL=%s", getenv("SB_TEST_LOG_LEVEL") ? getenv("SB_TEST_LOG_LEVEL") : "info");
         for (int i = 0; i < N_SVC; i++) {
                 char up[16];
