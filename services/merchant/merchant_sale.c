@@ -78,11 +78,11 @@ static int col_str0(const sb_db_stmt *s, unsigned c, char *buf, size_t n) {
         return r < 0 ? r : 0;
 }
 
-/* Reads the row of SALE_COLUMNS; with_post false skips the packed request (lists). */
-static int sale_read(const sb_db_stmt *s, sale_row *x, bool with_post) {
+/* Reads the row of SALE_COLUMNS from column first on; with_post false skips the packed request (lists). */
+static int sale_read_at(const sb_db_stmt *s, unsigned first, sale_row *x, bool with_post) {
         int64_t v;
         int r = 0;
-        unsigned c = 0;
+        unsigned c = first;
         memset(x, 0, offsetof(sale_row, post));
 #define I64(dst) (r |= sb_db_col_i64(s, c++, &(dst)))
 #define U64(dst) (r |= sb_db_col_u64(s, c++, &(dst)))
@@ -146,6 +146,10 @@ static int sale_read(const sb_db_stmt *s, sale_row *x, bool with_post) {
         return r ? -EIO : 0;
 }
 
+static int sale_read(const sb_db_stmt *s, sale_row *x, bool with_post) {
+        return sale_read_at(s, 0, x, with_post);
+}
+
 /* 0, -ENOENT or a db code. */
 static int sale_load(sb_db *db, uint64_t merchant_id, const char *sale_id, sale_row *ret) {
         sb_db_stmt *s;
@@ -164,6 +168,37 @@ static int sale_load(sb_db *db, uint64_t merchant_id, const char *sale_id, sale_
         if (r == 0)
                 return -ENOENT;
         r = sale_read(s, ret, true);
+        while (sb_db_fetch(s) > 0)
+                ;
+        return r;
+}
+
+/* The sale path's two look-ups in one round trip: the merchant (0; -ENOENT when there is none) and the sale
+ * under that id, if any (*ret_found). */
+static int merchant_and_sale_load(sb_db *db, uint64_t merchant_id, const char *sale_id, merchant_row *m, sale_row *x,
+                                  bool *ret_found) {
+        enum { MERCHANT_NCOLS = 24 };
+        sb_db_stmt *s;
+        int r = sb_db_prepare(db,
+                              "SELECT m.*, s.* FROM (SELECT " MERCHANT_ROW_COLUMNS " FROM sharebuy_merchant.merchants "
+                              "WHERE merchant_id = ?) m LEFT JOIN (SELECT " SALE_COLUMNS " FROM "
+                              "sharebuy_merchant.sales WHERE merchant_id = ? AND sale_id = ?) s ON 1 = 1",
+                              &s);
+        if (r < 0)
+                return r;
+        sb_db_bind_u64(s, 0, merchant_id);
+        sb_db_bind_u64(s, 1, merchant_id);
+        sb_db_bind_str(s, 2, sale_id);
+        if ((r = sb_db_execute(s)) < 0)
+                return r;
+        if ((r = sb_db_fetch(s)) < 0)
+                return r;
+        if (r == 0)
+                return -ENOENT;
+        r = merchant_row_read(s, 0, m);
+        *ret_found = r == 0 && !sb_db_col_is_null(s, MERCHANT_NCOLS);
+        if (r == 0 && *ret_found)
+                r = sale_read_at(s, MERCHANT_NCOLS, x, true);
         while (sb_db_fetch(s) > 0)
                 ;
         return r;
@@ -558,13 +593,18 @@ static sb_status spend_refused(sb_call *call, int64_t spend, int64_t max) {
 
 /* Everything a quote or a sale needs before anything is posted. consume_key NULL: the code is only checked. With
  * refuse_insufficient the sale is refused when the deposit cannot cover it. */
-static bool prepare(sb_call *call, const sb_claims *c, const char *code, int64_t spend, int64_t captured_ms,
-                    const char *consume_key, bool refuse_insufficient, sale_prep *p, sb_status *ret) {
+static bool prepare(sb_call *call, const sb_claims *c, const merchant_row *known, const char *code, int64_t spend,
+                    int64_t captured_ms, const char *consume_key, bool refuse_insufficient, sale_prep *p,
+                    sb_status *ret) {
         sb_status st;
         sb_db *db = merchant_db(call, ret);
         if (!db)
                 return false;
-        int r = merchant_load(db, c->merchant_id, &p->m);
+        int r = 0;
+        if (known)
+                p->m = *known;
+        else
+                r = merchant_load(db, c->merchant_id, &p->m);
         if (r == -ENOENT) {
                 *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_MERCHANT_NOT_APPROVED",
                                            "merchant %" PRIu64 " is not approved", c->merchant_id);
@@ -826,7 +866,7 @@ sb_status merchant_h_quote(sb_call *call, const ProtobufCMessage *req_, Protobuf
         if (!spend_arg(call, req->spend_fen, &st) || !code_arg(call, req->member_code, &st))
                 return st;
         sale_prep *p = sb_call_alloc(call, sizeof *p);
-        if (!prepare(call, &c, req->member_code, req->spend_fen, 0, NULL, false, p, &st))
+        if (!prepare(call, &c, NULL, req->member_code, req->spend_fen, 0, NULL, false, p, &st))
                 return st;
         sale_row *x = &p->x;
         x->terminal_id = c.terminal_id;
@@ -959,18 +999,19 @@ static sb_status complete_pending(sb_call *call, sb_db *db, sale_row *x, bool re
 
 /* A sale id seen before: the same sale replays (or completes), another is refused. */
 static sb_status existing_sale(sb_call *call, sb_db *db, sale_row *x, const uint8_t hash[32], int64_t spend,
-                               uint64_t terminal, Sharebuy__Merchant__V1__RecordSaleResponse *resp) {
+                               uint64_t terminal, const merchant_row *known,
+                               Sharebuy__Merchant__V1__RecordSaleResponse *resp) {
         if (memcmp(x->code_hash, hash, 32) != 0 || x->spend_fen != spend || x->terminal_id != terminal)
                 return sb_call_fail_reason(call, SB_ALREADY_EXISTS, "REASON_IDEMPOTENCY_KEY_REUSED",
                                            "sale id %s was used for a different sale", x->sale_id);
         if (x->state == MERCHANT_SALE_PENDING)
-                return complete_pending(call, db, x, true, NULL, resp);
+                return complete_pending(call, db, x, true, known, resp);
         Sharebuy__Wallet__V1__PostTransactionRequest *pr =
                 sharebuy__wallet__v1__post_transaction_request__unpack(NULL, x->post_len, x->post);
         if (!pr)
                 return sb_call_fail(call, SB_INTERNAL, "sale %s: its stored request cannot be read; request id %s",
                                     x->sale_id, sb_call_request_id(call));
-        sb_status st = record_response(call, db, x, pr->legs, pr->n_legs, true, NULL, resp);
+        sb_status st = record_response(call, db, x, pr->legs, pr->n_legs, true, known, resp);
         protobuf_c_message_free_unpacked(&pr->base, NULL);
         return st;
 }
@@ -997,16 +1038,20 @@ sb_status merchant_h_record(sb_call *call, const ProtobufCMessage *req_, Protobu
         if (!db)
                 return st;
         sale_row *x = sb_call_alloc(call, sizeof *x);
-        int r = sale_load(db, c.merchant_id, req->sale_id, x);
-        if (r == 0)
-                return existing_sale(call, db, x, hash, req->spend_fen, c.terminal_id, resp);
-        if (r != -ENOENT)
+        merchant_row *m = sb_call_alloc(call, sizeof *m);
+        bool found = false;
+        int r = merchant_and_sale_load(db, c.merchant_id, req->sale_id, m, x, &found);
+        if (r == -ENOENT)
+                m = NULL; /* no such merchant: prepare() refuses the sale */
+        else if (r < 0)
                 return sb_service_db_fail(call, r, "reading the sale");
+        else if (found)
+                return existing_sale(call, db, x, hash, req->spend_fen, c.terminal_id, m, resp);
 
         char key[128];
         snprintf(key, sizeof key, "sale:%" PRIu64 ":%s", c.merchant_id, req->sale_id);
         sale_prep *p = sb_call_alloc(call, sizeof *p);
-        if (!prepare(call, &c, req->member_code, req->spend_fen, req->captured_unix_ms, key, true, p, &st))
+        if (!prepare(call, &c, m, req->member_code, req->spend_fen, req->captured_unix_ms, key, true, p, &st))
                 return st;
         *x = p->x;
         snprintf(x->sale_id, sizeof x->sale_id, "%s", req->sale_id);
@@ -1033,7 +1078,7 @@ sb_status merchant_h_record(sb_call *call, const ProtobufCMessage *req_, Protobu
                 /* A concurrent attempt with the same sale id got there first. */
                 if ((r = sale_load(db, c.merchant_id, req->sale_id, x)) < 0)
                         return sb_service_db_fail(call, r, "reading the sale");
-                return existing_sale(call, db, x, hash, req->spend_fen, c.terminal_id, resp);
+                return existing_sale(call, db, x, hash, req->spend_fen, c.terminal_id, m, resp);
         }
         if (r < 0)
                 return sb_service_db_fail(call, r, "storing the sale");

@@ -11,7 +11,8 @@
  * with 20 000 SP. Terminal t rings up sales of 1.00 yuan at merchant t mod 16 for member (t·7 + i) mod 64.
  *
  * The direct-SQL ceiling runs, per sale and from as many threads with one connection each, the statements the
- * services run on the database for it: the merchant's look-ups (the sale id, the merchant), its pending INSERT,
+ * services run on the database for it: the merchant's look-up (the merchant and the sale id, one statement), its
+ * pending INSERT,
  * the wallet's posting of the same five legs (wallet_ledger_post(): idempotency look-up, holder rows, shards,
  * chain head, journal, entries, commit) and the merchant's UPDATE to recorded; identity's read of the card code
  * (one SELECT) too. Prints lines "rpc <N> <sales/s> <p50 µs> <p99 µs>" and "sql <N> <sales/s> <p50> <p99>" per
@@ -137,14 +138,11 @@ typedef struct sql_sale {
         uint8_t nonce[8];
 } sql_sale;
 
-static int bind_sale_key(sb_db_stmt *s, void *a) {
+static int bind_merchant_sale(sb_db_stmt *s, void *a) {
         sql_sale *x = a;
         sb_db_bind_u64(s, 0, x->merchant);
-        return sb_db_bind_str(s, 1, x->sale_id);
-}
-
-static int bind_merchant(sb_db_stmt *s, void *a) {
-        return sb_db_bind_u64(s, 0, ((sql_sale *) a)->merchant);
+        sb_db_bind_u64(s, 1, x->merchant);
+        return sb_db_bind_str(s, 2, x->sale_id);
 }
 
 static int bind_code(sb_db_stmt *s, void *a) {
@@ -200,13 +198,14 @@ static void *sql_worker(void *p) {
                 int r = exec_stmt(db, "SELECT consume_key FROM sharebuy_identity.member_codes WHERE nonce = ? AND "
                                       "member_id = ?",
                                   bind_code, &x);
+                /* The merchant and the sale id in one statement, as the service does. */
                 if (r >= 0)
-                        r = exec_stmt(db, "SELECT state FROM sharebuy_merchant.sales WHERE merchant_id = ? AND sale_id = ?",
-                                      bind_sale_key, &x);
-                if (r >= 0)
-                        r = exec_stmt(db, "SELECT merchant_id, name, status, rate_bp, district_code FROM "
-                                          "sharebuy_merchant.merchants WHERE merchant_id = ?",
-                                      bind_merchant, &x);
+                        r = exec_stmt(db,
+                                      "SELECT m.*, s.* FROM (SELECT merchant_id, name, status, rate_bp, district_code "
+                                      "FROM sharebuy_merchant.merchants WHERE merchant_id = ?) m LEFT JOIN (SELECT "
+                                      "state FROM sharebuy_merchant.sales WHERE merchant_id = ? AND sale_id = ?) s ON "
+                                      "1 = 1",
+                                      bind_merchant_sale, &x);
                 if (r >= 0)
                         r = exec_stmt(db,
                                       "INSERT INTO sharebuy_merchant.sales (merchant_id, sale_id, state, terminal_id, "
@@ -406,7 +405,9 @@ static void setup(void) {
                 tx->legs[1] = (wallet_leg){.ref = {WALLET_OWNER_MERCHANT, merchants[m], WALLET_ASSET_SP},
                                            .amount = INT64_C(20000) * 10000, .reason = 21};
                 bool replayed;
-                SB_CHECK_EQ(wallet_ledger_post(db, &ledger_cfg, tx, 0, &replayed, &prob), 0);
+                struct timespec now;
+                clock_gettime(CLOCK_REALTIME, &now);
+                SB_CHECK_EQ(wallet_ledger_post(db, &ledger_cfg, tx, (int64_t) now.tv_sec * 1000, &replayed, &prob), 0);
                 free(tx);
         }
         sb_db_close(db);
