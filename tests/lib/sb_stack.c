@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -304,6 +305,8 @@ int sb_test_stack_start_service(sb_test_stack *st, const char *service) {
                         dup2(fd, 1);
                         dup2(fd, 2);
                 }
+                /* A test that dies (a failed check aborts) must not leave its services running. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 /* The test blocks signals for sb_rpc; the service must start with a clean mask. */
                 sigset_t none;
                 sigemptyset(&none);
