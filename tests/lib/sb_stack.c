@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "grpc/health/v1/health.pb-c.h"
+#include "sharebuy/wallet/v1/wallet.pb-c.h"
 #include "sb_test.h"
 
 #define N_SVC 5
@@ -405,6 +406,42 @@ void sb_test_stack_role_token(sb_test_stack *st, sb_role role, uint64_t uid, uin
         if (role == SB_ROLE_SERVICE)
                 snprintf(c.svc, sizeof c.svc, "test");
         sb_test_stack_token(st, &c, out, SB_AUTH_TOKEN_MAX);
+}
+
+sb_status sb_test_stack_stock_treasury(sb_test_stack *st, const char *key, int64_t sp_units) {
+        Sharebuy__Common__V1__LedgerLeg l1 = SHAREBUY__COMMON__V1__LEDGER_LEG__INIT, l2 = l1;
+        Sharebuy__Common__V1__AccountRef a1 = SHAREBUY__COMMON__V1__ACCOUNT_REF__INIT, a2 = a1;
+        a1.holder_case = a2.holder_case = SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_SYSTEM;
+        a1.system = SHAREBUY__COMMON__V1__SYSTEM_ACCOUNT__SYSTEM_ACCOUNT_SP_UNRELEASED;
+        a2.system = SHAREBUY__COMMON__V1__SYSTEM_ACCOUNT__SYSTEM_ACCOUNT_SP_TREASURY;
+        l1.account = &a1;
+        l2.account = &a2;
+        l1.amount_units = -sp_units;
+        l2.amount_units = sp_units;
+        l1.reason = l2.reason = SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_ADJUSTMENT;
+        Sharebuy__Common__V1__LedgerLeg *legs[] = { &l1, &l2 };
+        Sharebuy__Common__V1__Cause cause = SHAREBUY__COMMON__V1__CAUSE__INIT;
+        cause.kind = SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_ADJUSTMENT;
+        cause.reference = (char *)key;
+        Sharebuy__Wallet__V1__PostTransactionRequest pt = SHAREBUY__WALLET__V1__POST_TRANSACTION_REQUEST__INIT;
+        pt.idempotency_key = (char *)key;
+        pt.cause = &cause;
+        pt.legs = legs;
+        pt.n_legs = 2;
+        pt.memo = "test: stock the treasury";
+        char tok[SB_AUTH_TOKEN_MAX];
+        sb_test_stack_role_token(st, SB_ROLE_SERVICE, 0, 0, 0, 0, tok);
+        sb_rpc_call_opts opts = { .deadline_ms = 10000, .bearer = tok };
+        ProtobufCMessage *resp = NULL;
+        char msg[512];
+        sb_status r = sb_rpc_client_call(sb_test_stack_client(st, "wallet"), "/sharebuy.wallet.v1.Wallet/PostTransaction",
+                                         &pt.base, &sharebuy__wallet__v1__post_transaction_response__descriptor, &opts,
+                                         &resp, msg, sizeof msg);
+        if (r == SB_OK)
+                protobuf_c_message_free_unpacked(resp, NULL);
+        else
+                fprintf(stderr, "sb_test_stack: stocking the treasury: %s: %s\n", sb_status_name((int)r), msg);
+        return r;
 }
 
 sb_db *sb_test_stack_admin_db(sb_test_stack *st) {

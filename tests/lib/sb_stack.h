@@ -57,6 +57,11 @@ int sb_test_stack_token(sb_test_stack *st, const sb_claims *claims, char *out, s
 void sb_test_stack_role_token(sb_test_stack *st, sb_role role, uint64_t uid, uint64_t merchant_id,
                               uint64_t terminal_id, uint64_t centre_id, char *out);
 
+/* Move sp_units (0.0001 SP) from the unreleased SP into the treasury through Wallet/PostTransaction (a SERVICE
+ * adjustment, idempotent on key), so merchants can buy deposits on a ledger whose treasury is empty. Returns the
+ * wallet's status. */
+sb_status sb_test_stack_stock_treasury(sb_test_stack *st, const char *key, int64_t sp_units);
+
 /* An administrator's connection to the test database (for checks), owned by the stack. */
 sb_db *sb_test_stack_admin_db(sb_test_stack *st);
 

@@ -197,29 +197,7 @@ static bool transaction_exists(const char *key) {
 static void buy_deposit(uint64_t merchant_id, uint64_t owner_uid, int64_t sp_units) {
         char key[96];
         uniq(key, sizeof key, "stock", (int) merchant_id);
-        Sharebuy__Common__V1__LedgerLeg l1 = SHAREBUY__COMMON__V1__LEDGER_LEG__INIT, l2 = l1;
-        Sharebuy__Common__V1__AccountRef a1 = SHAREBUY__COMMON__V1__ACCOUNT_REF__INIT, a2 = a1;
-        a1.holder_case = a2.holder_case = SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_SYSTEM;
-        a1.system = SHAREBUY__COMMON__V1__SYSTEM_ACCOUNT__SYSTEM_ACCOUNT_SP_UNRELEASED;
-        a2.system = SHAREBUY__COMMON__V1__SYSTEM_ACCOUNT__SYSTEM_ACCOUNT_SP_TREASURY;
-        l1.account = &a1;
-        l2.account = &a2;
-        l1.amount_units = -sp_units;
-        l2.amount_units = sp_units;
-        l1.reason = l2.reason = SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_ADJUSTMENT;
-        Sharebuy__Common__V1__LedgerLeg *legs[] = {&l1, &l2};
-        Sharebuy__Common__V1__Cause cause = SHAREBUY__COMMON__V1__CAUSE__INIT;
-        cause.kind = SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_ADJUSTMENT;
-        cause.reference = key;
-        Sharebuy__Wallet__V1__PostTransactionRequest pt = SHAREBUY__WALLET__V1__POST_TRANSACTION_REQUEST__INIT;
-        pt.idempotency_key = key;
-        pt.cause = &cause;
-        pt.legs = legs;
-        pt.n_legs = 2;
-        pt.memo = "merchant test: stock the treasury";
-        SB_CHECK_EQ(WCALL("PostTransaction", &pt, &sharebuy__wallet__v1__post_transaction_response__descriptor, svc_tok,
-                          NULL),
-                    SB_OK);
+        SB_CHECK_EQ(sb_test_stack_stock_treasury(st, key, sp_units), SB_OK);
 
         char otok[SB_AUTH_TOKEN_MAX];
         sb_test_stack_role_token(st, SB_ROLE_MERCHANT_OWNER, owner_uid, merchant_id, 0, 0, otok);
