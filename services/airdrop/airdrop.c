@@ -711,6 +711,8 @@ static const sb_config_key airdrop_keys[] = {
          "the guide price before any SP circulates (previews; the wallet fixes the real one)"},
         {"airdrop.chunk_accounts", SB_CONFIG_INT, "10000", 1, AIRDROP_CHUNK_MAX, true, false,
          "accounts credited per wallet call (one database transaction each)"},
+        {"airdrop.credit_workers", SB_CONFIG_INT, "2", 1, AIRDROP_WORKERS_MAX, true, false,
+         "chunks booked at once, each on its own database connection and wallet call"},
         {"airdrop.chunk_pause", SB_CONFIG_DURATION_MS, "0", 0, 60000, true, false,
          "a pause after each chunk (tests; throttling a run)"},
         {"airdrop.timer", SB_CONFIG_BOOL, "true", 0, 0, true, false,
@@ -802,6 +804,7 @@ static int airdrop_init(const sb_config *cfg, void **ret_state, char *err, size_
         snprintf(st->start_day, sizeof st->start_day, "%s", start);
         st->chunk_accounts = sb_config_int(cfg, "airdrop.chunk_accounts");
         st->chunk_pause_ms = sb_config_int(cfg, "airdrop.chunk_pause");
+        st->credit_workers = (int) sb_config_int(cfg, "airdrop.credit_workers");
         st->timer = sb_config_bool(cfg, "airdrop.timer");
         st->dbc = (sb_db_config){
                 .host = sb_config_str(cfg, "db.host"),

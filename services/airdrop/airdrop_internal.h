@@ -17,6 +17,7 @@
 #define AIRDROP_SNAPSHOT_BATCH 20000 /* accounts copied into the snapshot per database transaction */
 #define AIRDROP_PAGE 8192        /* rows read per query while streaming */
 #define AIRDROP_TOP_MAX 100
+#define AIRDROP_WORKERS_MAX 8    /* chunks booked at once (airdrop.credit_workers) */
 
 enum { AIRDROP_RUNNING = 1, AIRDROP_COMPLETED = 2, AIRDROP_INTERRUPTED = 3 };
 enum { AIRDROP_TRIGGER_TIMER = 1, AIRDROP_TRIGGER_ADMIN = 2, AIRDROP_TRIGGER_CATCH_UP = 3 };
@@ -29,6 +30,7 @@ typedef struct airdrop_state {
         char start_day[AIRDROP_DAY_LEN + 1];
         int64_t chunk_accounts;
         int64_t chunk_pause_ms;      /* a pause between chunks (tests use it to kill a run between chunks) */
+        int credit_workers;          /* chunks booked at once, each with its own connection */
         bool timer;
         sb_db_config dbc;            /* the runner thread's own connection */
 

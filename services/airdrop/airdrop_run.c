@@ -460,6 +460,140 @@ static void progress(airdrop_state *st, sb_db *db, const char *day) {
         drain(s);
 }
 
+/* The credit workers share the chunk counter and the first failure. */
+typedef struct credit_shared {
+        airdrop_state *st;
+        const run_row *run;
+        const airdrop_params *p;
+        pthread_mutex_t mu;
+        uint64_t next; /* the next chunk to take */
+        int err;       /* the first failure: stops every worker */
+        char why[400];
+} credit_shared;
+
+typedef struct credit_worker {
+        credit_shared *sh;
+        sb_db *db;
+        pthread_t thread;
+        int r;
+} credit_worker;
+
+static bool credit_take(credit_shared *sh, uint64_t *ret_k) {
+        pthread_mutex_lock(&sh->mu);
+        bool ok = sh->err == 0 && sh->next < sh->run->chunks_total;
+        if (ok)
+                *ret_k = sh->next++;
+        pthread_mutex_unlock(&sh->mu);
+        return ok;
+}
+
+static void credit_failed(credit_shared *sh, int r, const char *why) {
+        pthread_mutex_lock(&sh->mu);
+        if (sh->err == 0) {
+                sh->err = r;
+                snprintf(sh->why, sizeof sh->why, "%s", why);
+        }
+        pthread_mutex_unlock(&sh->mu);
+}
+
+/* Books chunk k: reads its rows of the snapshot, computes the shares, calls the wallet, records the chunk. */
+static int credit_chunk(credit_shared *sh, sb_db *db, chunk_ctx *c, uint64_t k, char *why, size_t why_n) {
+        const run_row *run = sh->run;
+        size_t cs = run->chunk_accounts;
+        bool done;
+        TRY(chunk_done(db, run->day, (unsigned) k, &done));
+        if (done)
+                return 0;
+        if (stopping(sh->st))
+                return -ECANCELED;
+        c->seq_lo = k * cs;
+        c->n_rows = c->n_credit = 0;
+        c->sp = c->cost = c->cut = 0;
+        c->chunk_no = (unsigned) k;
+        int64_t t0 = airdrop_mono_ms();
+        TRY(airdrop_scan(db, run->day, c->seq_lo, c->seq_lo + cs, chunk_rows_fn, c));
+        int64_t t1 = airdrop_mono_ms();
+        c->scan_ms = t1 - t0;
+        c->map_len = 0;
+        if (c->n_credit > 0) {
+                Sharebuy__Wallet__V1__ApplyAirdropChunkRequest req = SHAREBUY__WALLET__V1__APPLY_AIRDROP_CHUNK_REQUEST__INIT;
+                req.business_day = (char *) run->day;
+                req.chunk_no = (uint32_t) k;
+                req.price_micro_yuan = sh->p->price_micro;
+                req.n_allotments = c->n_credit;
+                req.allotments = c->ptrs;
+                ProtobufCMessage *out = NULL;
+                char msg[SB_RPC_MESSAGE_MAX];
+                sb_status code = wallet_call("ApplyAirdropChunk", &req.base,
+                                             &sharebuy__wallet__v1__apply_airdrop_chunk_response__descriptor, &out,
+                                             msg, sizeof msg);
+                if (code != SB_OK) {
+                        snprintf(why, why_n, "chunk %" PRIu64 ": the wallet's ApplyAirdropChunk failed: %s: %.200s", k,
+                                 sb_status_name(code), msg);
+                        return ERR_RUN;
+                }
+                Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *resp = (void *) out;
+                if (resp->n_transaction_ids != c->n_credit || resp->sp_units != c->sp || resp->cv_cost_units != c->cost) {
+                        protobuf_c_message_free_unpacked(out, NULL);
+                        snprintf(why, why_n, "chunk %" PRIu64 ": the wallet booked other totals", k);
+                        return ERR_RUN;
+                }
+                for (size_t i = 0; i < c->n_credit; i++) {
+                        if (i > 0 && resp->transaction_ids[i] == resp->transaction_ids[i - 1])
+                                continue;
+                        put_le(c->map + c->map_len, c->offsets[i], 4);
+                        put_le(c->map + c->map_len + 4, resp->transaction_ids[i], 8);
+                        c->map_len += 12;
+                }
+                protobuf_c_message_free_unpacked(out, NULL);
+        }
+        int64_t t2 = airdrop_mono_ms();
+        c->wallet_ms = t2 - t1;
+        c->now_ms = airdrop_now_ms();
+        TRY(sb_db_tx(db, record_chunk_fn, c));
+        c->record_ms = airdrop_mono_ms() - t2; /* added with this worker's next chunk's row */
+        progress(sh->st, db, run->day);
+        if (sh->st->chunk_pause_ms > 0)
+                nap(sh->st, sh->st->chunk_pause_ms);
+        return 0;
+}
+
+/* One worker: takes chunks in order until none is left or any worker failed. */
+static int credit_work(credit_shared *sh, sb_db *db) {
+        size_t cs = sh->run->chunk_accounts;
+        size_t max_tx = cs; /* at most one transaction per account: the map never holds more entries */
+        chunk_ctx c = {.p = sh->p, .day = sh->run->day};
+        c.allot = calloc(cs, sizeof *c.allot);
+        c.ptrs = calloc(cs, sizeof *c.ptrs);
+        c.owners = calloc(cs, sizeof *c.owners);
+        c.offsets = calloc(cs, sizeof *c.offsets);
+        c.map = calloc(max_tx, 12);
+        int r = 0;
+        char why[400] = "";
+        if (!c.allot || !c.ptrs || !c.owners || !c.offsets || !c.map)
+                r = -ENOMEM;
+        uint64_t k;
+        while (r == 0 && credit_take(sh, &k))
+                r = credit_chunk(sh, db, &c, k, why, sizeof why);
+        if (r < 0) {
+                if (r != ERR_RUN && r != -ECANCELED)
+                        snprintf(why, sizeof why, "database: %s (%s)", sb_db_errmsg(db), strerror(-r));
+                credit_failed(sh, r, why);
+        }
+        free(c.allot);
+        free(c.ptrs);
+        free(c.owners);
+        free(c.offsets);
+        free(c.map);
+        return r;
+}
+
+static void *credit_thread(void *arg) {
+        credit_worker *w = arg;
+        w->r = credit_work(w->sh, w->db);
+        return NULL;
+}
+
 static int phase_credit(airdrop_state *st, sb_db *db, const run_row *run, char *why, size_t why_n) {
         airdrop_params p = {.d = run->release_sp,
                             .cv_total = run->cv_total,
@@ -468,116 +602,65 @@ static int phase_credit(airdrop_state *st, sb_db *db, const run_row *run, char *
                             .price_micro = run->price_micro,
                             .leftover = run->leftover,
                             .thr = {.none = run->thr_none, .rem = run->thr_rem, .id_max = run->thr_id}};
-        size_t cs = run->chunk_accounts;
-        size_t max_tx = cs; /* at most one transaction per account: the map never holds more entries */
-        chunk_ctx c = {.p = &p, .day = run->day};
-        c.allot = calloc(cs, sizeof *c.allot);
-        c.ptrs = calloc(cs, sizeof *c.ptrs);
-        c.owners = calloc(cs, sizeof *c.owners);
-        c.offsets = calloc(cs, sizeof *c.offsets);
-        c.map = calloc(max_tx, 12);
-        int r = 0;
-        if (!c.allot || !c.ptrs || !c.owners || !c.offsets || !c.map) {
-                r = -ENOMEM;
-                goto out;
-        }
-        for (uint64_t k = 0; k < run->chunks_total; k++) {
-                bool done;
-                if ((r = chunk_done(db, run->day, (unsigned) k, &done)) < 0)
-                        goto out;
-                if (done)
-                        continue;
-                if (stopping(st)) {
-                        r = -ECANCELED;
-                        goto out;
+        credit_shared sh = {.st = st, .run = run, .p = &p};
+        pthread_mutex_init(&sh.mu, NULL);
+        /* The other workers, each with its own connection (the runner's keeps the lock and works too). A worker
+         * that cannot connect is simply not started: the run goes on with fewer. */
+        credit_worker extra[AIRDROP_WORKERS_MAX];
+        int n_extra = 0;
+        int want = st->credit_workers > 1 ? st->credit_workers - 1 : 0;
+        if ((uint64_t) want > run->chunks_total)
+                want = run->chunks_total > 1 ? (int) run->chunks_total - 1 : 0;
+        for (int i = 0; i < want; i++) {
+                char err[256];
+                credit_worker *w = &extra[n_extra];
+                *w = (credit_worker){.sh = &sh};
+                if (sb_db_open(&st->dbc, &w->db, err, sizeof err) < 0) {
+                        sb_log_kv(SB_LOG_WARN, "airdrop", "a credit worker could not connect; fewer work", "error",
+                                  SB_LOG_STR(err), NULL);
+                        break;
                 }
-                c.seq_lo = k * cs;
-                c.n_rows = c.n_credit = 0;
-                c.sp = c.cost = c.cut = 0;
-                c.chunk_no = (unsigned) k;
-                int64_t t0 = airdrop_mono_ms();
-                if ((r = airdrop_scan(db, run->day, c.seq_lo, c.seq_lo + cs, chunk_rows_fn, &c)) < 0)
-                        goto out;
-                int64_t t1 = airdrop_mono_ms();
-                c.scan_ms = t1 - t0;
-                c.map_len = 0;
-                if (c.n_credit > 0) {
-                        Sharebuy__Wallet__V1__ApplyAirdropChunkRequest req =
-                                SHAREBUY__WALLET__V1__APPLY_AIRDROP_CHUNK_REQUEST__INIT;
-                        req.business_day = (char *) run->day;
-                        req.chunk_no = (uint32_t) k;
-                        req.price_micro_yuan = p.price_micro;
-                        req.n_allotments = c.n_credit;
-                        req.allotments = c.ptrs;
-                        ProtobufCMessage *out = NULL;
-                        char msg[SB_RPC_MESSAGE_MAX];
-                        sb_status code = wallet_call("ApplyAirdropChunk", &req.base,
-                                                     &sharebuy__wallet__v1__apply_airdrop_chunk_response__descriptor,
-                                                     &out, msg, sizeof msg);
-                        if (code != SB_OK) {
-                                snprintf(why, why_n, "chunk %" PRIu64 ": the wallet's ApplyAirdropChunk failed: %s: %.200s",
-                                         k, sb_status_name(code), msg);
-                                r = ERR_RUN;
-                                goto out;
-                        }
-                        Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *resp = (void *) out;
-                        if (resp->n_transaction_ids != c.n_credit || resp->sp_units != c.sp ||
-                            resp->cv_cost_units != c.cost) {
-                                protobuf_c_message_free_unpacked(out, NULL);
-                                snprintf(why, why_n, "chunk %" PRIu64 ": the wallet booked other totals", k);
-                                r = ERR_RUN;
-                                goto out;
-                        }
-                        for (size_t i = 0; i < c.n_credit; i++) {
-                                if (i > 0 && resp->transaction_ids[i] == resp->transaction_ids[i - 1])
-                                        continue;
-                                put_le(c.map + c.map_len, c.offsets[i], 4);
-                                put_le(c.map + c.map_len + 4, resp->transaction_ids[i], 8);
-                                c.map_len += 12;
-                        }
-                        protobuf_c_message_free_unpacked(out, NULL);
+                if (pthread_create(&w->thread, NULL, credit_thread, w) != 0) {
+                        sb_db_close(w->db);
+                        break;
                 }
-                int64_t t2 = airdrop_mono_ms();
-                c.wallet_ms = t2 - t1;
-                c.now_ms = airdrop_now_ms();
-                if ((r = sb_db_tx(db, record_chunk_fn, &c)) < 0)
-                        goto out;
-                c.record_ms = airdrop_mono_ms() - t2; /* added with the next chunk's row */
-                progress(st, db, run->day);
-                if (st->chunk_pause_ms > 0)
-                        nap(st, st->chunk_pause_ms);
+                n_extra++;
         }
+        int r = credit_work(&sh, db);
+        for (int i = 0; i < n_extra; i++) {
+                pthread_join(extra[i].thread, NULL);
+                sb_db_close(extra[i].db);
+        }
+        pthread_mutex_destroy(&sh.mu);
+        if (sh.err != 0) {
+                snprintf(why, why_n, "%s", sh.why);
+                /* A database failure of another worker: report it as a run error with its message. */
+                return sh.err == ERR_RUN || sh.err == -ECANCELED || r == sh.err ? sh.err : ERR_RUN;
+        }
+        if (r < 0)
+                return r;
         /* Every account was credited: check the sums before calling the day complete. */
         sb_db_stmt *s;
-        if ((r = sb_db_prepare(db, "SELECT allotted_sp, cut_sp FROM runs WHERE business_day = ?", &s)) < 0 ||
-            (r = sb_db_bind_str(s, 0, run->day)) < 0 || (r = sb_db_execute(s)) < 0 || (r = sb_db_fetch(s)) < 0)
-                goto out;
+        TRY(sb_db_prepare(db, "SELECT allotted_sp, cut_sp FROM runs WHERE business_day = ?", &s));
+        TRY(sb_db_bind_str(s, 0, run->day));
+        TRY(sb_db_execute(s));
+        if ((r = sb_db_fetch(s)) < 0)
+                return r;
         int64_t allotted = 0, cut = 0;
         if (r > 0) {
                 sb_db_col_i64(s, 0, &allotted);
                 sb_db_col_i64(s, 1, &cut);
         }
-        if ((r = drain(s)) < 0)
-                goto out;
+        TRY(drain(s));
         if (p.n > 0 && allotted + cut != p.d) {
                 snprintf(why, why_n, "credited %" PRId64 " + cut %" PRId64 " differ from the release %" PRId64, allotted,
                          cut, p.d);
-                r = ERR_RUN;
-                goto out;
+                return ERR_RUN;
         }
-        if ((r = sb_db_prepare(db, "UPDATE runs SET status = 2, phase = 3, finished_ms = ? WHERE business_day = ?",
-                               &s)) < 0 ||
-            (r = sb_db_bind_i64(s, 0, airdrop_now_ms())) < 0 || (r = sb_db_bind_str(s, 1, run->day)) < 0 ||
-            (r = sb_db_execute(s)) < 0)
-                goto out;
-        r = 0;
-out:
-        free(c.allot);
-        free(c.ptrs);
-        free(c.owners);
-        free(c.offsets);
-        free(c.map);
-        return r;
+        TRY(sb_db_prepare(db, "UPDATE runs SET status = 2, phase = 3, finished_ms = ? WHERE business_day = ?", &s));
+        TRY(sb_db_bind_i64(s, 0, airdrop_now_ms()));
+        TRY(sb_db_bind_str(s, 1, run->day));
+        return sb_db_execute(s);
 }
 
 /* The completion line, with the time of each phase (migration 0007; docs/airdrop.md). */

@@ -11,9 +11,16 @@
  * minutes for a million accounts. Here a chunk is a fixed handful of statements whatever its size: the rows travel as
  * one JSON parameter expanded by JSON_TABLE (sb_db binds at most SB_DB_PARAMS_MAX values per statement).
  *
- * All transactions of a chunk go on one hash chain (wallet_chain_of() of the chunk's key), so a chunk holds one
- * chain head, not all 32, while it commits; accounts are locked in (owner kind, owner id, asset) order after the
- * unreleased pool, then the hot shards, then the chain head — the ledger's global lock order. */
+ * All transactions of a chunk go on one hash chain (chunk number mod WALLET_CHAINS), so a chunk holds one chain head,
+ * not all 32. Two chunks of a day are booked at once (the airdrop's credit workers): their holders are disjoint,
+ * consecutive chunks use different chains, and the rows every chunk touches — the unreleased pool and the hot
+ * shards of the airdrop-spent account — are changed by the chunk's LAST statements (pool, then shards ascending),
+ * so they are held only from there to the commit. The order of a chunk: holders in (owner kind, owner id, asset)
+ * order, its chain head, the pool, the shards — the same order as an ordinary posting's holders then chain head;
+ * the pool and the airdrop-spent account are touched by no ordinary posting (only the genesis), so a chunk and a
+ * posting cannot wait on each other in a cycle. Because the pool is decremented after the journal rows are hashed,
+ * the pool's airdrop legs carry no balance-after (as the hot shards' legs); its stored balance is still the sum of
+ * its entries. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -43,7 +50,7 @@ typedef struct ad_item {
         uint64_t owner;
         int64_t sp, cost;
         uint64_t sp_account, cv_account;
-        int64_t sp_balance, cv_balance; /* before the chunk, then after it */
+        int64_t sp_balance, cv_balance; /* after the chunk */
         bool found_sp, found_cv;
 } ad_item;
 
@@ -93,11 +100,11 @@ typedef struct ad_ctx {
         ad_item *items; /* request order */
         size_t n;
         size_t *order;  /* item indices sorted by (kind, owner) */
+        struct ad_acct *accts; /* 2 per item: account id to item, sorted by account id */
         size_t n_tx;
         wallet_tx *tx;  /* scratch */
         uint8_t (*request_hash)[WALLET_HASH_BYTES]; /* per transaction of the chunk */
         uint64_t *tx_ids;
-        int64_t *unreleased_after; /* per transaction */
         unsigned *shard;           /* per transaction: the airdrop-spent shard */
         int64_t sp_total, cost_total;
         ad_buf j1, j2;
@@ -178,8 +185,8 @@ static int build_tx(ad_ctx *c, size_t t, bool booked) {
         }
         if (booked) {
                 first->account_id = WALLET_SYS_SP_UNRELEASED;
-                first->has_balance_after = true;
-                first->balance_after = c->unreleased_after[t];
+                /* The pool's legs carry no balance-after, as the hot shards': the pool is decremented at the
+                 * end of the chunk (book()), after the journal rows are hashed. */
                 last->account_id = WALLET_SYS_CV_AIRDROP_SPENT;
                 last->shard = c->shard[t];
         }
@@ -246,10 +253,10 @@ static int find_booked(sb_db *db, ad_ctx *c) {
 }
 
 
-/* Locks and reads the SP and active CV accounts of every owner of the chunk (one statement). The STRAIGHT_JOIN
- * drives the locks in the order of the JSON document, i.e. (owner kind, owner id); rows are matched back by index,
- * so no ORDER BY (a sort of the whole chunk) is needed. */
-static int lock_holders(sb_db *db, ad_ctx *c) {
+/* The SP and active CV accounts of every owner of the chunk (one statement; account rows never change once
+ * created, so this read takes no lock). The STRAIGHT_JOIN drives the look-ups in the order of the JSON document;
+ * rows are matched back by index, so no ORDER BY (a sort of the whole chunk) is needed. */
+static int find_accounts(sb_db *db, ad_ctx *c) {
         buf_reset(&c->j1);
         buf_printf(&c->j1, "[");
         for (size_t k = 0; k < c->n; k++) {
@@ -259,59 +266,119 @@ static int lock_holders(sb_db *db, ad_ctx *c) {
         buf_printf(&c->j1, "]");
         sb_db_stmt *s;
         TRY(sb_db_prepare(db,
-                          "SELECT j.i, a.asset, a.account_id, b.balance FROM JSON_TABLE(?, '$[*]' COLUMNS ("
-                          " ord FOR ORDINALITY, i INT UNSIGNED PATH '$[0]', k TINYINT UNSIGNED PATH '$[1]',"
-                          " o BIGINT UNSIGNED PATH '$[2]')) AS j"
-                          " STRAIGHT_JOIN accounts a ON a.owner_kind = j.k AND a.owner_id = j.o AND a.asset IN (2, 3)"
-                          " STRAIGHT_JOIN balances b ON b.account_id = a.account_id AND b.shard = 0 FOR UPDATE",
+                          "SELECT j.i, a.asset, a.account_id FROM JSON_TABLE(?, '$[*]' COLUMNS ("
+                          " i INT UNSIGNED PATH '$[0]', k TINYINT UNSIGNED PATH '$[1]', o BIGINT UNSIGNED PATH '$[2]'))"
+                          " AS j STRAIGHT_JOIN accounts a ON a.owner_kind = j.k AND a.owner_id = j.o AND a.asset IN (2, 3)",
                           &s));
         TRY(sb_db_bind_strn(s, 0, c->j1.p, c->j1.len));
         TRY(sb_db_execute(s));
         int r;
         while ((r = sb_db_fetch(s)) > 0) {
                 uint64_t i, id;
-                int64_t asset, bal;
+                int64_t asset;
                 TRY(sb_db_col_u64(s, 0, &i));
                 TRY(sb_db_col_i64(s, 1, &asset));
                 TRY(sb_db_col_u64(s, 2, &id));
-                TRY(sb_db_col_i64(s, 3, &bal));
                 if (i >= c->n)
                         return -EIO;
                 ad_item *it = &c->items[i];
                 if (asset == WALLET_ASSET_SP) {
                         it->sp_account = id;
-                        it->sp_balance = bal;
                         it->found_sp = true;
                 } else {
                         it->cv_account = id;
-                        it->cv_balance = bal;
                         it->found_cv = true;
                 }
         }
         if (r < 0)
                 return r;
         for (size_t k = 0; k < c->n; k++) {
-                ad_item *it = &c->items[c->order[k]];
+                const ad_item *it = &c->items[c->order[k]];
                 if (!it->found_sp || !it->found_cv) {
                         problem_set(&c->problem, WALLET_P_NOT_FOUND, "REASON_ACCOUNT_UNKNOWN",
                                     "the %s %" PRIu64 " has no ledger accounts", kind_word(it->kind), it->owner);
                         return WALLET_EREFUSED;
                 }
-                if (it->cv_balance < it->cost) {
+        }
+        return 0;
+}
+
+typedef struct ad_acct {
+        uint64_t account_id;
+        size_t item;
+        bool sp;
+} ad_acct;
+
+static int cmp_acct(const void *a, const void *b) {
+        uint64_t x = ((const ad_acct *) a)->account_id, y = ((const ad_acct *) b)->account_id;
+        return x < y ? -1 : x > y;
+}
+
+/* Credits the SP and debits the CV of every holder in ONE statement that locks, writes and reads back each
+ * balance row (INSERT … ON DUPLICATE KEY UPDATE … RETURNING), in (owner kind, owner id, asset) order — the
+ * ledger's lock order. Every row must exist (an inserted one — updated_ms −1, a broken schema — fails the chunk) and no CV
+ * balance may end below zero (a sale voided after the snapshot can leave less CV than the share costs). Fills in
+ * the balances after the chunk, which the journal rows carry and hash. */
+static int update_holders(sb_db *db, ad_ctx *c) {
+        buf_reset(&c->j1);
+        buf_printf(&c->j1, "[");
+        for (size_t k = 0; k < c->n; k++) {
+                const ad_item *it = &c->items[c->order[k]];
+                /* CV_ACTIVE (asset 2) before SP (asset 3). */
+                buf_printf(&c->j1, "%s[%" PRIu64 ",%" PRId64 "],[%" PRIu64 ",%" PRId64 "]", k ? "," : "",
+                           it->cv_account, -it->cost, it->sp_account, it->sp);
+        }
+        buf_printf(&c->j1, "]");
+        ad_acct *map = c->accts;
+        for (size_t i = 0; i < c->n; i++) {
+                map[2 * i] = (ad_acct){c->items[i].sp_account, i, true};
+                map[2 * i + 1] = (ad_acct){c->items[i].cv_account, i, false};
+        }
+        qsort(map, 2 * c->n, sizeof *map, cmp_acct);
+        sb_db_stmt *s;
+        TRY(sb_db_prepare(db,
+                          "INSERT INTO balances (account_id, shard, balance, updated_ms)"
+                          " SELECT j.a, 0, j.d, -1 FROM JSON_TABLE(?, '$[*]' COLUMNS (a BIGINT UNSIGNED PATH '$[0]',"
+                          " d BIGINT PATH '$[1]')) AS j"
+                          " ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance), updated_ms = ?"
+                          " RETURNING account_id, balance, updated_ms",
+                          &s));
+        TRY(sb_db_bind_strn(s, 0, c->j1.p, c->j1.len));
+        TRY(sb_db_bind_i64(s, 1, c->now_ms));
+        TRY(sb_db_execute(s));
+        size_t rows = 0;
+        int r;
+        while ((r = sb_db_fetch(s)) > 0) {
+                ad_acct key = {0};
+                int64_t bal, updated;
+                TRY(sb_db_col_u64(s, 0, &key.account_id));
+                TRY(sb_db_col_i64(s, 1, &bal));
+                TRY(sb_db_col_i64(s, 2, &updated));
+                if (updated < 0)
+                        return -EIO; /* inserted: the account has no balance row */
+                const ad_acct *m = bsearch(&key, map, 2 * c->n, sizeof *map, cmp_acct);
+                if (!m)
+                        return -EIO;
+                ad_item *it = &c->items[m->item];
+                if (m->sp)
+                        it->sp_balance = bal;
+                else
+                        it->cv_balance = bal;
+                rows++;
+        }
+        if (r < 0)
+                return r;
+        if (rows != 2 * c->n)
+                return -EIO;
+        for (size_t k = 0; k < c->n; k++) {
+                const ad_item *it = &c->items[c->order[k]];
+                if (it->cv_balance < 0) {
                         problem_set(&c->problem, WALLET_P_PRECONDITION, "REASON_INSUFFICIENT_BALANCE",
                                     "the %s %" PRIu64 " CV_ACTIVE account holds %" PRId64 " units, less than the %" PRId64
                                     " its airdrop share costs",
-                                    kind_word(it->kind), it->owner, it->cv_balance, it->cost);
+                                    kind_word(it->kind), it->owner, it->cv_balance + it->cost, it->cost);
                         return WALLET_EREFUSED;
                 }
-                int64_t sp_after;
-                if (sb_add_i64(it->sp_balance, it->sp, &sp_after) < 0) {
-                        problem_set(&c->problem, WALLET_P_PRECONDITION, "REASON_AMOUNT_OUT_OF_RANGE",
-                                    "the %s %" PRIu64 " SP account would overflow", kind_word(it->kind), it->owner);
-                        return WALLET_EREFUSED;
-                }
-                it->sp_balance = sp_after;
-                it->cv_balance -= it->cost;
         }
         return 0;
 }
@@ -323,36 +390,14 @@ static void hex(const uint8_t h[WALLET_HASH_BYTES], char out[2 * WALLET_HASH_BYT
 static int book(sb_db *db, ad_ctx *c) {
         sb_db_stmt *s;
         int r;
-        /* 1. The unreleased pool: a single row, first in the global lock order. */
-        TRY(sb_db_prepare(db, "SELECT balance FROM balances WHERE account_id = 1 AND shard = 0 FOR UPDATE", &s));
-        TRY(sb_db_execute(s));
-        int64_t unreleased = 0;
-        if ((r = sb_db_fetch(s)) <= 0)
-                return r < 0 ? r : -EIO;
-        TRY(sb_db_col_i64(s, 0, &unreleased));
-        TRY(drain(s));
-        if (unreleased < c->sp_total) {
-                problem_set(&c->problem, WALLET_P_PRECONDITION, "REASON_INSUFFICIENT_BALANCE",
-                            "the system account SP_UNRELEASED holds %" PRId64 " units, less than the %" PRId64
-                            " this chunk releases",
-                            unreleased, c->sp_total);
-                return WALLET_EREFUSED;
-        }
-        /* 2. The holders. */
-        TRY(lock_holders(db, c));
-        int64_t running = unreleased;
-        for (size_t t = 0; t < c->n_tx; t++) {
-                size_t lo = t * WALLET_AIRDROP_PER_TX, hi = lo + WALLET_AIRDROP_PER_TX;
-                if (hi > c->n)
-                        hi = c->n;
-                for (size_t i = lo; i < hi; i++)
-                        running -= c->items[i].sp;
-                c->unreleased_after[t] = running;
-        }
-        /* 3. The chain head of the chunk. */
-        char chunk_key[WALLET_KEY_MAX + 1];
-        snprintf(chunk_key, sizeof chunk_key, "airdrop:%s:%06u", c->day, c->chunk_no);
-        unsigned part = wallet_chain_of("svc", chunk_key, WALLET_CHAINS);
+        /* 1. The holders: locked, credited and debited, and read back (their rows are this chunk's alone: chunks of
+         * a day have disjoint accounts). The unreleased pool is NOT locked here: it is decremented by the chunk's last statements, so that two chunks book at
+         * once and wait for each other only for those statements and the commit. */
+        TRY(find_accounts(db, c));
+        TRY(update_holders(db, c));
+        /* 2. The chain head of the chunk: consecutive chunks on different chains, so chunks booked at once do not
+         * wait for each other here. */
+        unsigned part = c->chunk_no % WALLET_CHAINS;
         TRY(sb_db_prepare(db, "SELECT chain_seq, chain_hash FROM chain_heads WHERE chain_part = ? FOR UPDATE", &s));
         TRY(sb_db_bind_u64(s, 0, part));
         TRY(sb_db_execute(s));
@@ -365,7 +410,7 @@ static int book(sb_db *db, ad_ctx *c) {
                 return -EIO;
         TRY(drain(s));
 
-        /* 4. The journal rows, hashed in chain order. */
+        /* 3. The journal rows, hashed in chain order. */
         char business_day[WALLET_DAY_LEN + 1];
         if (wallet_business_day(c->now_ms, c->cfg->utc_offset_min, c->cfg->cutoff_min, business_day) < 0)
                 return -EINVAL;
@@ -414,7 +459,7 @@ static int book(sb_db *db, ad_ctx *c) {
                 return r == -ENOENT ? -EIO : r;
         c->replayed = false;
 
-        /* 5. The entries, in leg order (the chain hash covers them in entry_id order). */
+        /* 4. The entries, in leg order (the chain hash covers them in entry_id order). */
         buf_reset(&c->j2);
         buf_printf(&c->j2, "[");
         bool first = true;
@@ -442,23 +487,29 @@ static int book(sb_db *db, ad_ctx *c) {
         TRY(sb_db_bind_strn(s, 0, c->j2.p, c->j2.len));
         TRY(sb_db_execute(s));
 
-        /* 6. The balances: holders and the pool set to their new values, the spent shards added to. */
-        buf_reset(&c->j1);
-        buf_printf(&c->j1, "[[1,%" PRId64 "]", running);
-        for (size_t i = 0; i < c->n; i++) {
-                const ad_item *it = &c->items[i];
-                buf_printf(&c->j1, ",[%" PRIu64 ",%" PRId64 "],[%" PRIu64 ",%" PRId64 "]", it->sp_account,
-                           it->sp_balance, it->cv_account, it->cv_balance);
-        }
-        buf_printf(&c->j1, "]");
+        /* 6. Last, the rows every chunk shares, in the ledger's order (the pool, then the shards ascending): held
+         * from here to the commit only. The pool must hold the chunk's release. */
         TRY(sb_db_prepare(db,
-                          "UPDATE balances b JOIN JSON_TABLE(?, '$[*]' COLUMNS (a BIGINT UNSIGNED PATH '$[0]',"
-                          " v BIGINT PATH '$[1]')) AS j ON b.account_id = j.a AND b.shard = 0"
-                          " SET b.balance = j.v, b.updated_ms = ?",
+                          "UPDATE balances SET balance = balance - ?, updated_ms = ?"
+                          " WHERE account_id = 1 AND shard = 0 AND balance >= ?",
                           &s));
-        TRY(sb_db_bind_strn(s, 0, c->j1.p, c->j1.len));
+        TRY(sb_db_bind_i64(s, 0, c->sp_total));
         TRY(sb_db_bind_i64(s, 1, c->now_ms));
+        TRY(sb_db_bind_i64(s, 2, c->sp_total));
         TRY(sb_db_execute(s));
+        if (sb_db_affected_rows(s) != 1) {
+                int64_t unreleased = 0;
+                TRY(sb_db_prepare(db, "SELECT balance FROM balances WHERE account_id = 1 AND shard = 0", &s));
+                TRY(sb_db_execute(s));
+                if ((r = sb_db_fetch(s)) > 0)
+                        TRY(sb_db_col_i64(s, 0, &unreleased));
+                TRY(drain(s));
+                problem_set(&c->problem, WALLET_P_PRECONDITION, "REASON_INSUFFICIENT_BALANCE",
+                            "the system account SP_UNRELEASED holds %" PRId64 " units, less than the %" PRId64
+                            " this chunk releases",
+                            unreleased, c->sp_total);
+                return WALLET_EREFUSED;
+        }
         int64_t per_shard[WALLET_HOT_SHARDS] = {0};
         for (size_t t = 0; t < c->n_tx; t++) {
                 size_t lo = t * WALLET_AIRDROP_PER_TX, hi = lo + WALLET_AIRDROP_PER_TX;
@@ -520,10 +571,10 @@ static int cmp_owner(const void *a, const void *b, void *arg) {
 static void ctx_free(ad_ctx *c) {
         free(c->items);
         free(c->order);
+        free(c->accts);
         free(c->tx);
         free(c->request_hash);
         free(c->tx_ids);
-        free(c->unreleased_after);
         free(c->shard);
         free(c->j1.p);
         free(c->j2.p);
@@ -552,12 +603,12 @@ sb_status wallet_h_apply_airdrop_chunk(sb_call *call, const ProtobufCMessage *re
         c.n_tx = (c.n + WALLET_AIRDROP_PER_TX - 1) / WALLET_AIRDROP_PER_TX;
         c.items = calloc(c.n, sizeof *c.items);
         c.order = calloc(c.n, sizeof *c.order);
+        c.accts = calloc(2 * c.n, sizeof *c.accts);
         c.tx = calloc(1, sizeof *c.tx);
         c.request_hash = calloc(c.n_tx, sizeof *c.request_hash);
         c.tx_ids = calloc(c.n_tx, sizeof *c.tx_ids);
-        c.unreleased_after = calloc(c.n_tx, sizeof *c.unreleased_after);
         c.shard = calloc(c.n_tx, sizeof *c.shard);
-        if (!c.items || !c.order || !c.tx || !c.request_hash || !c.tx_ids || !c.unreleased_after || !c.shard)
+        if (!c.items || !c.order || !c.accts || !c.tx || !c.request_hash || !c.tx_ids || !c.shard)
                 abort();
         for (size_t i = 0; i < c.n; i++) {
                 const Sharebuy__Wallet__V1__AirdropAllotment *a = req->allotments[i];
