@@ -92,9 +92,6 @@ static int64_t ref_cmp(const wallet_account_ref *a, const wallet_account_ref *b)
 
 /* --- Posting ------------------------------------------------------------------------------------------------- */
 
-static const char sql_lock_account[] =
-        "SELECT a.account_id, b.balance FROM accounts a JOIN balances b ON b.account_id = a.account_id AND b.shard = 0"
-        " WHERE a.owner_kind = ? AND a.owner_id = ? AND a.asset = ? FOR UPDATE";
 static const char sql_lock_head[] = "SELECT chain_seq, chain_hash FROM chain_heads WHERE chain_part = ? FOR UPDATE";
 static const char sql_set_head[] = "UPDATE chain_heads SET chain_seq = ?, chain_hash = ? WHERE chain_part = ?";
 static const char sql_insert_tx[] =
@@ -111,6 +108,7 @@ static const char sql_insert_tx[] =
 static char sql_set_balances[ROWS_PER_STMT + 1][MULTI_SQL_MAX];
 static char sql_add_shards[ROWS_PER_STMT + 1][MULTI_SQL_MAX];
 static char sql_insert_entries[ROWS_PER_STMT + 1][MULTI_SQL_MAX];
+static char sql_lock_accounts[ROWS_PER_STMT + 1][MULTI_SQL_MAX];
 static pthread_once_t multi_once = PTHREAD_ONCE_INIT;
 
 static void multi_build(char *buf, const char *head, const char *row, unsigned n, const char *tail) {
@@ -134,6 +132,14 @@ static void multi_init(void) {
                             "INSERT INTO entries (tx_id, account_id, shard, asset, amount, balance_after, reason) "
                             "VALUES ",
                             "(?, ?, ?, ?, ?, ?, ?)", n, "");
+                /* The single-row accounts of a posting locked in one statement: the forced range scan of the
+                 * owner_asset index reads (and locks) them in (kind, id, asset) order, each account's balance row
+                 * right after it — the order the single-row look-ups took one by one. */
+                multi_build(sql_lock_accounts[n],
+                            "SELECT a.owner_kind, a.owner_id, a.asset, a.account_id, b.balance FROM accounts a"
+                            " FORCE INDEX (owner_asset) JOIN balances b ON b.account_id = a.account_id AND b.shard = 0"
+                            " WHERE (a.owner_kind, a.owner_id, a.asset) IN (",
+                            "(?, ?, ?)", n, ") FOR UPDATE");
         }
 }
 
@@ -161,32 +167,58 @@ static int balances_write(sb_db *db, const wallet_leg *legs, const size_t *idx, 
         return 0;
 }
 
-static int lock_single(sb_db *db, wallet_leg *l, int64_t *ret_balance, wallet_problem *problem) {
-        sb_db_stmt *s;
-        TRY(sb_db_prepare(db, sql_lock_account, &s));
-        TRY(sb_db_bind_i64(s, 0, l->ref.owner_kind));
-        TRY(sb_db_bind_u64(s, 1, l->ref.owner_id));
-        TRY(sb_db_bind_i64(s, 2, l->ref.asset));
-        TRY(sb_db_execute(s));
-        int r = sb_db_fetch(s);
-        if (r < 0)
-                return r;
-        if (r == 0) {
-                char name[96];
-                account_name(&l->ref, name, sizeof name);
-                problem_set(problem, WALLET_P_NOT_FOUND, "REASON_ACCOUNT_UNKNOWN", "the %s was never opened", name);
-                return WALLET_EREFUSED;
+/* Locks the accounts of legs order[0..n) (sorted by (kind, id, asset), no two alike) and reads their balances into
+ * bal[] (same positions), ROWS_PER_STMT accounts per statement. An account never opened refuses the posting. */
+static int lock_singles(sb_db *db, wallet_leg *legs, const size_t *order, size_t n, int64_t *bal,
+                        wallet_problem *problem) {
+        for (size_t at = 0; at < n;) {
+                unsigned k = (unsigned) (n - at < ROWS_PER_STMT ? n - at : ROWS_PER_STMT);
+                bool found[ROWS_PER_STMT] = {false};
+                sb_db_stmt *s;
+                TRY(sb_db_prepare(db, sql_lock_accounts[k], &s));
+                unsigned p = 0;
+                for (unsigned j = 0; j < k; j++) {
+                        const wallet_leg *l = &legs[order[at + j]];
+                        TRY(sb_db_bind_i64(s, p++, l->ref.owner_kind));
+                        TRY(sb_db_bind_u64(s, p++, l->ref.owner_id));
+                        TRY(sb_db_bind_i64(s, p++, l->ref.asset));
+                }
+                TRY(sb_db_execute(s));
+                int r;
+                while ((r = sb_db_fetch(s)) > 0) {
+                        int64_t kind, asset, b;
+                        wallet_account_ref ref;
+                        uint64_t id;
+                        TRY(sb_db_col_i64(s, 0, &kind));
+                        TRY(sb_db_col_u64(s, 1, &ref.owner_id));
+                        TRY(sb_db_col_i64(s, 2, &asset));
+                        TRY(sb_db_col_u64(s, 3, &id));
+                        TRY(sb_db_col_i64(s, 4, &b));
+                        ref.owner_kind = (int) kind;
+                        ref.asset = (int) asset;
+                        for (unsigned j = 0; j < k; j++) {
+                                wallet_leg *l = &legs[order[at + j]];
+                                if (!found[j] && ref_cmp(&l->ref, &ref) == 0) {
+                                        found[j] = true;
+                                        l->account_id = id;
+                                        bal[at + j] = b;
+                                        break;
+                                }
+                        }
+                }
+                if (r < 0)
+                        return r;
+                for (unsigned j = 0; j < k; j++) {
+                        if (!found[j]) {
+                                char name[96];
+                                account_name(&legs[order[at + j]].ref, name, sizeof name);
+                                problem_set(problem, WALLET_P_NOT_FOUND, "REASON_ACCOUNT_UNKNOWN",
+                                            "the %s was never opened", name);
+                                return WALLET_EREFUSED;
+                        }
+                }
+                at += k;
         }
-        uint64_t id;
-        int64_t bal;
-        TRY(sb_db_col_u64(s, 0, &id));
-        TRY(sb_db_col_i64(s, 1, &bal));
-        while ((r = sb_db_fetch(s)) > 0)
-                ;
-        if (r < 0)
-                return r;
-        l->account_id = id;
-        *ret_balance = bal;
         return 0;
 }
 
@@ -218,12 +250,12 @@ int wallet_ledger_post_in_tx(sb_db *db, const wallet_ledger_cfg *cfg, wallet_tx 
                 }
                 order[j] = i;
         }
+        pthread_once(&multi_once, multi_init);
+        int64_t bals[WALLET_LEGS_MAX];
+        TRY(lock_singles(db, tx->legs, order, n_single, bals, problem));
         for (size_t k = 0; k < n_single; k++) {
                 wallet_leg *l = &tx->legs[order[k]];
-                int64_t bal, after;
-                int r = lock_single(db, l, &bal, problem);
-                if (r < 0)
-                        return r;
+                int64_t bal = bals[k], after;
                 char name[96];
                 if (sb_add_i64(bal, l->amount, &after) < 0) {
                         account_name(&l->ref, name, sizeof name);
@@ -411,37 +443,41 @@ static int replay(sb_db *db, const wallet_tx *req, wallet_tx *ret, wallet_proble
         return wallet_ledger_load(db, id, ret);
 }
 
+/* The key is not looked up first: a new posting (the common case) goes straight to its transaction, and the
+ * journal's unique (scope, key) turns a repeat into -EEXIST at the insert, after which the stored transaction is
+ * loaded (a replay) or the key is found used for another request. A refusal is answered only after the same
+ * look-up: a repeat of a posting that already took an account's balance must replay, not be refused for the balance
+ * it took itself. */
 int wallet_ledger_post(sb_db *db, const wallet_ledger_cfg *cfg, wallet_tx *tx, int64_t now_ms, bool *ret_replayed,
                        wallet_problem *problem) {
         wallet_tx *work = malloc(sizeof *work);
         if (!work)
                 return -ENOMEM;
-        int r = replay(db, tx, work, problem);
+        post_ctx c = {.cfg = cfg, .tx = tx, .work = work, .now_ms = now_ms, .problem = problem};
+        int r = sb_db_tx(db, post_fn, &c);
         if (r == 0) {
                 memcpy(tx, work, sizeof *tx);
-                *ret_replayed = true;
+                *ret_replayed = false;
                 goto out;
         }
-        if (r != -ENOENT)
+        if (r != -EEXIST && r != WALLET_EREFUSED)
                 goto out;
-        post_ctx c = {.cfg = cfg, .tx = tx, .work = work, .now_ms = now_ms, .problem = problem};
-        r = sb_db_tx(db, post_fn, &c);
-        if (r == -EEXIST) {
-                /* Someone posted the same key (or reversed the same target) between our look-up and our insert. */
-                r = replay(db, tx, work, problem);
-                if (r == 0) {
-                        memcpy(tx, work, sizeof *tx);
-                        *ret_replayed = true;
-                } else if (r == -ENOENT && tx->reverses_tx_id) {
+        wallet_problem refused = *problem;
+        int r2 = replay(db, tx, work, problem);
+        if (r2 == 0) {
+                memcpy(tx, work, sizeof *tx);
+                *ret_replayed = true;
+                r = 0;
+        } else if (r2 == -ENOENT) {
+                if (r == WALLET_EREFUSED) {
+                        *problem = refused; /* the key is free: the refusal stands */
+                } else if (tx->reverses_tx_id) {
                         problem_set(problem, WALLET_P_PRECONDITION, "REASON_ALREADY_REVERSED",
                                     "transaction %" PRIu64 " was already reversed", tx->reverses_tx_id);
                         r = WALLET_EREFUSED;
                 }
-                goto out;
-        }
-        if (r == 0) {
-                memcpy(tx, work, sizeof *tx);
-                *ret_replayed = false;
+        } else {
+                r = r2; /* the key was used for another request, or the look-up failed */
         }
 out:
         free(work);
