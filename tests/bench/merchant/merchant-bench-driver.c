@@ -71,12 +71,30 @@ static void *call(const char *svc, const ProtobufCServiceDescriptor *sd, const c
 typedef struct worker {
         unsigned t, round, n;
         int mode; /* 0 rpc, 1 sql */
+        int64_t interval_us; /* > 0: open loop, one sale every interval_us from start_us (a fixed arrival rate) */
+        int64_t start_us;
+        int64_t due_us;      /* the scheduled start of the sale in flight (open loop) */
         uint64_t done, failed;
         uint32_t *lat;
         size_t n_lat;
         char tok[SB_AUTH_TOKEN_MAX];
         pthread_t th;
 } worker;
+
+/* Open loop: waits for the next scheduled sale of w and returns its scheduled time. Latencies are counted from
+ * the schedule, not from the send, so a sale that waited for the one before it counts its wait (no coordinated
+ * omission). Closed loop: now. */
+static int64_t pace(worker *w, uint64_t i) {
+        if (w->interval_us <= 0)
+                return mono_us();
+        int64_t due = w->start_us + (int64_t) i * w->interval_us;
+        int64_t now = mono_us();
+        if (due > now) {
+                struct timespec ts = {(due - now) / 1000000, ((due - now) % 1000000) * 1000};
+                nanosleep(&ts, NULL);
+        }
+        return due;
+}
 
 static void note(worker *w, int64_t t0) {
         if (w->n_lat < LAT_MAX)
@@ -95,7 +113,9 @@ static void *rpc_worker(void *p) {
                 char msg[512];
                 sb_rpc_call_opts o = {.deadline_ms = 20000, .bearer = w->tok};
                 ProtobufCMessage *resp = NULL;
-                int64_t t0 = mono_us();
+                int64_t t0 = pace(w, i);
+                if (atomic_load(&stop))
+                        break;
                 sb_status s = sb_rpc_client_call(sb_test_stack_client(st, "merchant"), record_path, &rq.base,
                                                  &sharebuy__merchant__v1__record_sale_response__descriptor, &o, &resp,
                                                  msg, sizeof msg);
@@ -194,7 +214,9 @@ static void *sql_worker(void *p) {
                 sql_sale x = {.merchant = merchants[w->t % MERCHANTS], .member = members[(w->t * 7 + i) % MEMBERS],
                               .terminal = w->t + 1, .sale_id = sid};
                 memcpy(x.nonce, &i, sizeof x.nonce);
-                int64_t t0 = mono_us();
+                int64_t t0 = pace(w, i);
+                if (atomic_load(&stop))
+                        break;
                 int r = exec_stmt(db, "SELECT consume_key FROM sharebuy_identity.member_codes WHERE nonce = ? AND "
                                       "member_id = ?",
                                   bind_code, &x);
@@ -264,14 +286,20 @@ static int cmp_u32(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
-static void run(int mode, unsigned n, unsigned seconds, unsigned round) {
+/* One level: n terminals for `seconds` (after a 0.5 s warm-up); rate > 0 paces them to `rate` sales/s in all. */
+static void run(int mode, unsigned n, unsigned seconds, unsigned round, unsigned rate) {
         worker *w = calloc(n, sizeof *w);
         atomic_store(&stop, false);
+        int64_t start = mono_us() + 20000;
         for (unsigned t = 0; t < n; t++) {
                 w[t].t = t;
                 w[t].round = round;
-                w[t].n = n;
+                w[t].n = rate ? n + 1000 * rate : n; /* sale ids differ from the closed-loop levels' */
                 w[t].mode = mode;
+                if (rate) {
+                        w[t].interval_us = (int64_t) n * 1000000 / rate;
+                        w[t].start_us = start + (int64_t) t * w[t].interval_us / n; /* staggered */
+                }
                 w[t].lat = malloc(sizeof *w[t].lat * LAT_MAX);
                 sb_test_stack_role_token(st, SB_ROLE_CASHIER, 500000 + t, merchants[t % MERCHANTS], t + 1, 0, w[t].tok);
                 SB_CHECK_EQ(pthread_create(&w[t].th, NULL, mode ? sql_worker : rpc_worker, &w[t]), 0);
@@ -307,8 +335,13 @@ static void run(int mode, unsigned n, unsigned seconds, unsigned round) {
                 free(w[t].lat);
         }
         qsort(all, total, sizeof *all, cmp_u32);
-        double rate = (double) (after - before) * 1e6 / (double) (t1 - t0);
-        printf("%s %u %.0f %u %u failed=%" PRIu64 "\n", mode ? "sql" : "rpc", n, rate,
+        unsigned rate_target = rate;
+        double rate_d = (double) (after - before) * 1e6 / (double) (t1 - t0);
+        if (w[0].interval_us > 0)
+                printf("%s %u %u %.0f %u %u failed=%" PRIu64 "\n", mode ? "rate-sql" : "rate-rpc", rate_target, n,
+                       rate_d, total ? all[total / 2] : 0, total ? all[total * 99 / 100] : 0, failed);
+        else
+                printf("%s %u %.0f %u %u failed=%" PRIu64 "\n", mode ? "sql" : "rpc", n, rate_d,
                total ? all[total / 2] : 0, total ? all[total * 99 / 100] : 0, failed);
         fflush(stdout);
         free(all);
@@ -414,7 +447,7 @@ static void setup(void) {
 }
 
 int main(int argc, char **argv) {
-        unsigned terminals[8], n_terminals = 0, seconds = 5, rounds = 1;
+        unsigned terminals[8], n_terminals = 0, seconds = 5, rounds = 1, rate = 0, rate_terminals = 32;
         for (int i = 1; i + 1 < argc; i += 2) {
                 if (!strcmp(argv[i], "--terminals") && n_terminals < 8)
                         terminals[n_terminals++] = (unsigned) atoi(argv[i + 1]);
@@ -422,6 +455,10 @@ int main(int argc, char **argv) {
                         seconds = (unsigned) atoi(argv[i + 1]);
                 else if (!strcmp(argv[i], "--rounds"))
                         rounds = (unsigned) atoi(argv[i + 1]);
+                else if (!strcmp(argv[i], "--rate"))
+                        rate = (unsigned) atoi(argv[i + 1]);
+                else if (!strcmp(argv[i], "--rate-terminals"))
+                        rate_terminals = (unsigned) atoi(argv[i + 1]);
         }
         if (!n_terminals) {
                 terminals[0] = 1;
@@ -430,8 +467,8 @@ int main(int argc, char **argv) {
                 n_terminals = 3;
         }
         for (unsigned i = 0; i < n_terminals; i++)
-                if (terminals[i] < 1 || terminals[i] > MAX_TERMINALS) {
-                        fprintf(stderr, "usage: merchant-bench-driver [--terminals 1..256]... [--seconds S] [--rounds R]\n");
+                if (terminals[i] > MAX_TERMINALS) { /* 0: no closed-loop level (only --rate) */
+                        fprintf(stderr, "usage: merchant-bench-driver [--terminals 0..256]... [--seconds S] [--rounds R] [--rate R] [--rate-terminals T]\n");
                         return 2;
                 }
         FILE *f = fopen("/dev/urandom", "rb");
@@ -441,10 +478,20 @@ int main(int argc, char **argv) {
 
         static const char *const services[] = {"identity", "wallet", "region", "merchant", NULL};
         st = sb_test_stack_new(services);
-        sb_test_stack_env(st, "merchant", "SB_WORKERS", "64");
-        sb_test_stack_env(st, "wallet", "SB_WORKERS", "32");
-        sb_test_stack_env(st, "identity", "SB_WORKERS", "32");
-        sb_test_stack_env(st, "region", "SB_WORKERS", "8");
+        /* Worker threads per service (each holds a database connection): the services' default (16) unless
+         * MERCHANT_BENCH_WORKERS="merchant wallet identity region" says otherwise. */
+        const char *wenv = getenv("MERCHANT_BENCH_WORKERS");
+        if (wenv && *wenv) {
+                char wm[16], ww[16], wi[16], wr[16];
+                if (sscanf(wenv, "%15s %15s %15s %15s", wm, ww, wi, wr) != 4) {
+                        fprintf(stderr, "MERCHANT_BENCH_WORKERS: four numbers, merchant wallet identity region\n");
+                        return 2;
+                }
+                sb_test_stack_env(st, "merchant", "SB_WORKERS", wm);
+                sb_test_stack_env(st, "wallet", "SB_WORKERS", ww);
+                sb_test_stack_env(st, "identity", "SB_WORKERS", wi);
+                sb_test_stack_env(st, "region", "SB_WORKERS", wr);
+        }
         sb_test_stack_env(st, "identity", "SB_IDENTITY_REGISTER_PER_PEER", "1000000");
         sb_test_stack_env(st, "identity", "SB_IDENTITY_MEMBER_CODES_PER_MINUTE", "10000");
         sb_test_stack_env(st, "identity", "SB_LOG_LEVEL", "warn");
@@ -460,8 +507,16 @@ int main(int argc, char **argv) {
         setup();
         for (unsigned r = 0; r < rounds; r++)
                 for (unsigned i = 0; i < n_terminals; i++) {
-                        run(1, terminals[i], seconds, r);
-                        run(0, terminals[i], seconds, r);
+                        if (!terminals[i])
+                                continue;
+                        run(1, terminals[i], seconds, r, 0);
+                        run(0, terminals[i], seconds, r, 0);
+                }
+        /* The latency at a fixed arrival rate (the "p99 at 500 sales/s"). */
+        if (rate > 0 && rate_terminals >= 1 && rate_terminals <= MAX_TERMINALS)
+                for (unsigned r = 0; r < rounds; r++) {
+                        run(1, rate_terminals, seconds, r, rate);
+                        run(0, rate_terminals, seconds, r, rate);
                 }
         const char *verify[] = {"ledger", "verify", NULL};
         char *out = NULL;
