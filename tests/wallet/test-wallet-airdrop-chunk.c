@@ -1,0 +1,980 @@
+/* Integration test of Wallet/ApplyAirdropChunk called directly (services/wallet/wallet_airdrop.c), against the real
+ * wallet process and a real MariaDB (tests/lib/sb_stack.h). The airdrop service is not started: the test plays its
+ * part and sends the chunks itself.
+ *
+ * Isolation: a chunk releases SP from the one unreleased pool, and the test checks that pool unit for unit (and
+ * empties it at the end), so it cannot share a ledger with tests that post from the pool. meson runs it as
+ * `with-mariadb test-wallet-airdrop-chunk` with SB_TEST_DB_PORT_RANGE=35400-35499 (tests/wallet/meson.build): the
+ * test owns the whole ledger of its private server.
+ *
+ *   booking        a chunk of four members with active CV (one spending all of it): each member's SP rises by its
+ *                  share and its CV_ACTIVE falls by the cost, the pool falls by the sum and CV_AIRDROP_SPENT rises
+ *                  by the costs; the response's totals and per-allotment transaction ids; GetTransaction and the
+ *                  statements show the legs with their balances after (the pool's without, by design)
+ *   replay         the same request: OK, replayed, the same ids, nothing moves
+ *   key reuse      the same day and chunk with other shares, another price, one more member: ALREADY_EXISTS
+ *   CV short       one member's cost above its CV_ACTIVE: FAILED_PRECONDITION and nobody of the chunk moves; the
+ *                  chunk number is still free afterwards
+ *   no accounts    an owner the ledger does not know: NOT_FOUND
+ *   bad input      an owner twice, zero / negative / over-range amounts, a part over 10^15, no allotments, bad
+ *                  days, price 0, chunk_no out of range, owner missing: INVALID_ARGUMENT
+ *   roles          member, merchant owner, admin tokens: PERMISSION_DENIED; no token: UNAUTHENTICATED
+ *   concurrency    two chunks of 45 members (two journal transactions each) at once from two threads, three
+ *                  rounds; the same chunk from two threads at once (booked once, the other replayed)
+ *   pool           a chunk releasing one unit more than the pool holds: FAILED_PRECONDITION; one releasing exactly
+ *                  what it holds: booked, the pool at 0; then one more unit is refused
+ * Every refusal is checked to change nothing: the members' SP and CV_ACTIVE, the pool, CV_AIRDROP_SPENT, the number
+ * of journal transactions and entries, and VerifyLedger; each part ends with VerifyLedger and `sharebuyctl ledger
+ * verify --json`. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_stack.h"
+#include "sb_test.h"
+#include "sharebuy/wallet/v1/wallet.pb-c.h"
+
+#define U(x) ((int64_t) (x) * 10000) /* whole CV or SP in units of 0.0001 */
+#define DAY "2025-06-01"
+#define PRICE 2000000 /* 2.00 yuan per SP, in micro-yuan */
+#define CHUNK_MAX 64
+#define MSG_MAX 512
+#define PER_TX 31 /* accounts per journal transaction of a chunk (64 legs) */
+
+static sb_test_stack *st;
+static sb_rpc_client *cli;
+static char svc_tok[SB_AUTH_TOKEN_MAX], admin_tok[SB_AUTH_TOKEN_MAX];
+static uint64_t run_id; /* random: owner ids of this run */
+
+static char *path(const char *method) {
+        static __thread char buf[128];
+        SB_CHECK_EQ(sb_rpc_method_path(&sharebuy__wallet__v1__wallet__descriptor, method, buf, sizeof buf), 0);
+        return buf;
+}
+
+/* One call; returns the status, the "sharebuy-reason" into reason and the message into msg (each if not NULL; msg
+ * MSG_MAX bytes), the response into *resp (on OK). */
+static sb_status call(const char *method, const void *req, const ProtobufCMessageDescriptor *d, const char *tok,
+                      void **resp, char *reason, char *msg) {
+        char mbuf[MSG_MAX] = "", rbuf[SB_RPC_REASON_MAX] = "";
+        sb_rpc_call_opts o = {.deadline_ms = 20000, .bearer = tok, .ret_reason = rbuf};
+        ProtobufCMessage *r = NULL;
+        sb_status s = sb_rpc_client_call(cli, path(method), req, d, &o, &r, mbuf, sizeof mbuf);
+        if (reason)
+                snprintf(reason, SB_RPC_REASON_MAX, "%s", rbuf);
+        if (msg)
+                snprintf(msg, MSG_MAX, "%s", s == SB_OK ? "" : mbuf);
+        if (s == SB_OK) {
+                if (resp)
+                        *resp = r;
+                else
+                        protobuf_c_message_free_unpacked(r, NULL);
+        } else if (getenv("TEST_VERBOSE"))
+                fprintf(stderr, "  %s -> %s %s: %s\n", method, sb_status_name(s), rbuf, mbuf);
+        return s;
+}
+
+static void free_msg(void *m) {
+        if (m)
+                protobuf_c_message_free_unpacked(m, NULL);
+}
+
+static uint64_t owner_id(uint64_t n) {
+        return run_id * 1000 + n;
+}
+
+static void open_member(uint64_t id) {
+        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
+        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
+        o.id = id;
+        Sharebuy__Wallet__V1__OpenAccountsRequest req = SHAREBUY__WALLET__V1__OPEN_ACCOUNTS_REQUEST__INIT;
+        req.owner = &o;
+        Sharebuy__Wallet__V1__OpenAccountsResponse *resp;
+        SB_CHECK_EQ(call("OpenAccounts", &req, &sharebuy__wallet__v1__open_accounts_response__descriptor, svc_tok,
+                         (void **) &resp, NULL, NULL),
+                    SB_OK);
+        SB_CHECK_EQ(resp->n_accounts, 3);
+        SB_CHECK(!resp->existed);
+        free_msg(resp);
+}
+
+/* A PostTransaction of two legs (system account → member account) with a service token. */
+static void post_pair(const char *key, int system, int asset, uint64_t member, int64_t units, int reason) {
+        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
+        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
+        o.id = member;
+        Sharebuy__Common__V1__AccountRef ra = SHAREBUY__COMMON__V1__ACCOUNT_REF__INIT,
+                                         rb = SHAREBUY__COMMON__V1__ACCOUNT_REF__INIT;
+        ra.holder_case = SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_SYSTEM;
+        ra.system = (Sharebuy__Common__V1__SystemAccount) system;
+        rb.holder_case = SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_OWNER;
+        rb.owner = &o;
+        rb.asset = (Sharebuy__Common__V1__Asset) asset;
+        Sharebuy__Common__V1__LedgerLeg la = SHAREBUY__COMMON__V1__LEDGER_LEG__INIT,
+                                        lb = SHAREBUY__COMMON__V1__LEDGER_LEG__INIT;
+        la.account = &ra;
+        la.amount_units = -units;
+        la.reason = (Sharebuy__Common__V1__LegReason) reason;
+        lb.account = &rb;
+        lb.amount_units = units;
+        lb.reason = (Sharebuy__Common__V1__LegReason) reason;
+        Sharebuy__Common__V1__LedgerLeg *legs[2] = {&la, &lb};
+        Sharebuy__Common__V1__Cause cause = SHAREBUY__COMMON__V1__CAUSE__INIT;
+        cause.kind = SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_ADJUSTMENT;
+        cause.reference = "airdrop-chunk-test";
+        Sharebuy__Wallet__V1__PostTransactionRequest req = SHAREBUY__WALLET__V1__POST_TRANSACTION_REQUEST__INIT;
+        req.idempotency_key = (char *) key;
+        req.cause = &cause;
+        req.n_legs = 2;
+        req.legs = legs;
+        req.memo = "test";
+        SB_CHECK_EQ(call("PostTransaction", &req, &sharebuy__wallet__v1__post_transaction_response__descriptor,
+                         svc_tok, NULL, NULL, NULL),
+                    SB_OK);
+}
+
+/* Active CV for a member, as a sale gives it (CV_ISSUED → CV_ACTIVE). */
+static void give_cv(uint64_t member, int64_t units) {
+        static atomic_uint n;
+        char k[64];
+        snprintf(k, sizeof k, "t%" PRIu64 ":cv:%u", run_id, atomic_fetch_add(&n, 1));
+        post_pair(k, 4 /* CV_ISSUED */, 2 /* CV_ACTIVE */, member, units, 6 /* SALE_MEMBER_CV */);
+}
+
+/* SP for a member out of the unreleased pool, so that its SP does not start at 0. */
+static void give_sp(uint64_t member, int64_t units) {
+        static atomic_uint n;
+        char k[64];
+        snprintf(k, sizeof k, "t%" PRIu64 ":sp:%u", run_id, atomic_fetch_add(&n, 1));
+        post_pair(k, 1 /* SP_UNRELEASED */, 3 /* SP */, member, units, 15 /* AIRDROP_SP */);
+}
+
+static void balances(uint64_t member, int64_t *sp, int64_t *cv) {
+        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
+        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
+        o.id = member;
+        Sharebuy__Wallet__V1__GetBalancesRequest req = SHAREBUY__WALLET__V1__GET_BALANCES_REQUEST__INIT;
+        req.owner = &o;
+        Sharebuy__Wallet__V1__GetBalancesResponse *resp;
+        SB_CHECK_EQ(call("GetBalances", &req, &sharebuy__wallet__v1__get_balances_response__descriptor, admin_tok,
+                         (void **) &resp, NULL, NULL),
+                    SB_OK);
+        *sp = resp->sp_units;
+        *cv = resp->cv_active_units;
+        free_msg(resp);
+}
+
+/* What remains in SP_UNRELEASED (GetSupply). */
+static int64_t pool(void) {
+        Sharebuy__Wallet__V1__GetSupplyRequest req = SHAREBUY__WALLET__V1__GET_SUPPLY_REQUEST__INIT;
+        Sharebuy__Wallet__V1__Supply *s;
+        SB_CHECK_EQ(call("GetSupply", &req, &sharebuy__wallet__v1__supply__descriptor, NULL, (void **) &s, NULL, NULL),
+                    SB_OK);
+        int64_t v = s->unreleased_sp_units;
+        free_msg(s);
+        return v;
+}
+
+/* One integer from the test database (admin connection). */
+static int64_t db_i64(const char *sql) {
+        sb_db *db = sb_test_stack_admin_db(st);
+        sb_db_stmt *s;
+        int64_t v = 0;
+        SB_CHECK_EQ(sb_db_prepare(db, sql, &s), 0);
+        SB_CHECK_EQ(sb_db_execute(s), 0);
+        SB_CHECK_EQ(sb_db_fetch(s), 1);
+        SB_CHECK_EQ(sb_db_col_i64(s, 0, &v), 0);
+        SB_CHECK_EQ(sb_db_fetch(s), 0);
+        return v;
+}
+
+static int64_t spent(void) {
+        return db_i64("SELECT COALESCE(SUM(balance), 0) FROM sharebuy_wallet.balances WHERE account_id = 5");
+}
+
+/* Everything a chunk could move: its members' SP and CV_ACTIVE, the pool, CV_AIRDROP_SPENT, the journal's size. */
+typedef struct snap {
+        size_t n;
+        uint64_t id[2 * CHUNK_MAX];
+        int64_t sp[2 * CHUNK_MAX], cv[2 * CHUNK_MAX];
+        int64_t pool, spent, n_tx, n_entries;
+} snap;
+
+static void snap_take(snap *s, const uint64_t *ids, size_t n) {
+        SB_CHECK(n <= 2 * CHUNK_MAX);
+        s->n = n;
+        for (size_t i = 0; i < n; i++) {
+                s->id[i] = ids[i];
+                balances(ids[i], &s->sp[i], &s->cv[i]);
+        }
+        s->pool = pool();
+        s->spent = spent();
+        s->n_tx = db_i64("SELECT COUNT(*) FROM sharebuy_wallet.transactions");
+        s->n_entries = db_i64("SELECT COUNT(*) FROM sharebuy_wallet.entries");
+}
+
+/* Nothing moved since *before. */
+static void snap_same(const snap *before) {
+        snap now;
+        snap_take(&now, before->id, before->n);
+        for (size_t i = 0; i < before->n; i++) {
+                SB_CHECK_EQ(now.sp[i], before->sp[i]);
+                SB_CHECK_EQ(now.cv[i], before->cv[i]);
+        }
+        SB_CHECK_EQ(now.pool, before->pool);
+        SB_CHECK_EQ(now.spent, before->spent);
+        SB_CHECK_EQ(now.n_tx, before->n_tx);
+        SB_CHECK_EQ(now.n_entries, before->n_entries);
+}
+
+static void verify_rpc(void) {
+        Sharebuy__Wallet__V1__VerifyLedgerRequest req = SHAREBUY__WALLET__V1__VERIFY_LEDGER_REQUEST__INIT;
+        Sharebuy__Wallet__V1__VerifyLedgerResponse *resp;
+        SB_CHECK_EQ(call("VerifyLedger", &req, &sharebuy__wallet__v1__verify_ledger_response__descriptor, admin_tok,
+                         (void **) &resp, NULL, NULL),
+                    SB_OK);
+        if (!resp->ok || getenv("TEST_VERBOSE"))
+                for (size_t i = 0; i < resp->n_problems; i++)
+                        fprintf(stderr, "verify: %s\n", resp->problems[i]);
+        SB_CHECK(resp->ok);
+        SB_CHECK(resp->transactions_checked > 0);
+        SB_CHECK(resp->supply);
+        SB_CHECK_EQ(resp->supply->unreleased_sp_units + resp->supply->treasury_sp_units +
+                            resp->supply->held_sp_units + resp->supply->burned_sp_units,
+                    resp->supply->cap_sp_units);
+        free_msg(resp);
+}
+
+/* VerifyLedger and `sharebuyctl --json ledger verify`: both must pass. */
+static void verify(void) {
+        verify_rpc();
+        char *out = NULL;
+        const char *args[] = {"--json", "ledger", "verify", NULL};
+        int rc = sb_test_stack_ctl(st, &out, args);
+        SB_CHECK(out);
+        if (rc != 0)
+                fprintf(stderr, "sharebuyctl ledger verify: %s\n", out);
+        SB_CHECK_EQ(rc, 0);
+        SB_CHECK(strstr(out, "\"ok\":true"));
+        free(out);
+}
+
+/* --- Chunks ------------------------------------------------------------------------------------------------- */
+
+typedef struct chunk {
+        Sharebuy__Wallet__V1__ApplyAirdropChunkRequest req;
+        Sharebuy__Wallet__V1__AirdropAllotment al[CHUNK_MAX];
+        Sharebuy__Wallet__V1__AirdropAllotment *ptrs[CHUNK_MAX];
+        Sharebuy__Common__V1__OwnerRef owner[CHUNK_MAX];
+} chunk;
+
+static void chunk_init(chunk *c, const char *day, uint32_t no, int64_t price) {
+        memset(c, 0, sizeof *c);
+        sharebuy__wallet__v1__apply_airdrop_chunk_request__init(&c->req);
+        c->req.business_day = (char *) day;
+        c->req.chunk_no = no;
+        c->req.price_micro_yuan = price;
+        c->req.allotments = c->ptrs;
+}
+
+static void chunk_add_owner(chunk *c, int kind, uint64_t id, int64_t sp, int64_t cost) {
+        size_t i = c->req.n_allotments++;
+        SB_CHECK(i < CHUNK_MAX);
+        sharebuy__common__v1__owner_ref__init(&c->owner[i]);
+        c->owner[i].kind = (Sharebuy__Common__V1__OwnerKind) kind;
+        c->owner[i].id = id;
+        sharebuy__wallet__v1__airdrop_allotment__init(&c->al[i]);
+        c->al[i].owner = &c->owner[i];
+        c->al[i].sp_units = sp;
+        c->al[i].cv_cost_units = cost;
+        c->ptrs[i] = &c->al[i];
+}
+
+static void chunk_add(chunk *c, uint64_t member, int64_t sp, int64_t cost) {
+        chunk_add_owner(c, SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER, member, sp, cost);
+}
+
+static sb_status apply(const chunk *c, const char *tok, Sharebuy__Wallet__V1__ApplyAirdropChunkResponse **resp,
+                       char *reason, char *msg) {
+        return call("ApplyAirdropChunk", &c->req, &sharebuy__wallet__v1__apply_airdrop_chunk_response__descriptor, tok,
+                    (void **) resp, reason, msg);
+}
+
+/* The chunk is refused with want / want_reason and a message containing want_msg; nothing moved since *before
+ * (snap_same) and the ledger still verifies. */
+static void refused(const chunk *c, const char *tok, sb_status want, const char *want_reason, const char *want_msg,
+                    const snap *before) {
+        char reason[SB_RPC_REASON_MAX], msg[MSG_MAX];
+        sb_status s = apply(c, tok, NULL, reason, msg);
+        if (s != want || (want_reason && strcmp(reason, want_reason) != 0) || !*msg ||
+            (want_msg && !strstr(msg, want_msg)))
+                fprintf(stderr, "ApplyAirdropChunk: got %s %s \"%s\", want %s %s \"%s\"\n", sb_status_name(s), reason,
+                        msg, sb_status_name(want), want_reason ? want_reason : "", want_msg ? want_msg : "");
+        SB_CHECK_EQ(s, want);
+        if (want_reason)
+                SB_CHECK(strcmp(reason, want_reason) == 0);
+        SB_CHECK(*msg);
+        if (want_msg)
+                SB_CHECK(strstr(msg, want_msg));
+        snap_same(before);
+        verify_rpc();
+}
+
+static void tx_key(char out[64], const char *day, uint32_t chunk_no, unsigned part) {
+        snprintf(out, 64, "airdrop:%s:%06u:%04u", day, chunk_no, part);
+}
+
+/* GetTransaction by idempotency key (ADMIN); NULL when there is none. */
+static Sharebuy__Wallet__V1__Transaction *tx_by_key(const char *k) {
+        Sharebuy__Wallet__V1__GetTransactionRequest req = SHAREBUY__WALLET__V1__GET_TRANSACTION_REQUEST__INIT;
+        req.key_case = SHAREBUY__WALLET__V1__GET_TRANSACTION_REQUEST__KEY_IDEMPOTENCY_KEY;
+        req.idempotency_key = (char *) k;
+        Sharebuy__Wallet__V1__Transaction *t = NULL;
+        sb_status s = call("GetTransaction", &req, &sharebuy__wallet__v1__transaction__descriptor, admin_tok,
+                           (void **) &t, NULL, NULL);
+        SB_CHECK(s == SB_OK || s == SB_NOT_FOUND);
+        return t;
+}
+
+/* The chunk's journal transaction `part` is not there. */
+static void no_tx(const char *day, uint32_t chunk_no, unsigned part) {
+        char k[64];
+        tx_key(k, day, chunk_no, part);
+        Sharebuy__Wallet__V1__Transaction *t = tx_by_key(k);
+        SB_CHECK(!t);
+}
+
+static const Sharebuy__Common__V1__LedgerLeg *owner_leg(const Sharebuy__Wallet__V1__Transaction *t, uint64_t member,
+                                                        int asset) {
+        const Sharebuy__Common__V1__LedgerLeg *found = NULL;
+        for (size_t i = 0; i < t->n_legs; i++) {
+                const Sharebuy__Common__V1__AccountRef *a = t->legs[i]->account;
+                if (a->holder_case == SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_OWNER &&
+                    a->owner->kind == SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER && a->owner->id == member &&
+                    (int) a->asset == asset) {
+                        SB_CHECK(!found);
+                        found = t->legs[i];
+                }
+        }
+        SB_CHECK(found);
+        return found;
+}
+
+static const Sharebuy__Common__V1__LedgerLeg *system_leg(const Sharebuy__Wallet__V1__Transaction *t, int system) {
+        const Sharebuy__Common__V1__LedgerLeg *found = NULL;
+        for (size_t i = 0; i < t->n_legs; i++) {
+                const Sharebuy__Common__V1__AccountRef *a = t->legs[i]->account;
+                if (a->holder_case == SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_SYSTEM && (int) a->system == system) {
+                        SB_CHECK(!found);
+                        found = t->legs[i];
+                }
+        }
+        SB_CHECK(found);
+        return found;
+}
+
+/* Checks a booked chunk against the snapshot taken before it: every member's SP up by its share, CV_ACTIVE down by
+ * its cost, the pool down by the sum, CV_AIRDROP_SPENT up by the costs; the response's totals and transaction ids
+ * (one per allotment, PER_TX allotments per journal transaction, each found under its key with the right legs). */
+static void check_booked(const chunk *c, const Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *r, const snap *before,
+                         const snap *now) {
+        size_t n = c->req.n_allotments;
+        int64_t sp = 0, cost = 0;
+        for (size_t i = 0; i < n; i++) {
+                sp += c->al[i].sp_units;
+                cost += c->al[i].cv_cost_units;
+        }
+        SB_CHECK(!r->replayed);
+        SB_CHECK_EQ(r->sp_units, sp);
+        SB_CHECK_EQ(r->cv_cost_units, cost);
+        SB_CHECK_EQ(r->n_transaction_ids, n);
+        for (size_t i = 0; i < n; i++) {
+                size_t k;
+                for (k = 0; k < before->n && before->id[k] != c->owner[i].id; k++)
+                        ;
+                SB_CHECK(k < before->n);
+                SB_CHECK_EQ(now->id[k], before->id[k]);
+                SB_CHECK_EQ(now->sp[k], before->sp[k] + c->al[i].sp_units);
+                SB_CHECK_EQ(now->cv[k], before->cv[k] - c->al[i].cv_cost_units);
+                SB_CHECK(r->transaction_ids[i] > 0);
+                if (i % PER_TX)
+                        SB_CHECK_EQ(r->transaction_ids[i], r->transaction_ids[i - 1]);
+                else if (i)
+                        SB_CHECK(r->transaction_ids[i] != r->transaction_ids[i - 1]);
+        }
+        SB_CHECK_EQ(now->pool, before->pool - sp);
+        SB_CHECK_EQ(now->spent, before->spent + cost);
+        size_t parts = (n + PER_TX - 1) / PER_TX;
+        SB_CHECK_EQ(now->n_tx, before->n_tx + (int64_t) parts);
+        SB_CHECK_EQ(now->n_entries, before->n_entries + (int64_t) (2 * n + 2 * parts));
+
+        /* The journal: each part under its key, its legs as the ledger stored them. */
+        for (size_t p = 0; p < parts; p++) {
+                char k[64], price[32];
+                tx_key(k, c->req.business_day, c->req.chunk_no, (unsigned) p);
+                Sharebuy__Wallet__V1__Transaction *t = tx_by_key(k);
+                SB_CHECK(t);
+                SB_CHECK_EQ(t->transaction_id, r->transaction_ids[p * PER_TX]);
+                SB_CHECK(strcmp(t->idempotency_key, k) == 0);
+                SB_CHECK_EQ(t->cause->kind, SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_AIRDROP);
+                SB_CHECK(strcmp(t->cause->reference, c->req.business_day) == 0);
+                snprintf(price, sizeof price, "%" PRId64, c->req.price_micro_yuan);
+                SB_CHECK(strstr(t->memo, price));
+                SB_CHECK_EQ(strlen(t->chain_hash_hex), 64);
+                size_t lo = p * PER_TX, hi = lo + PER_TX < n ? lo + PER_TX : n;
+                SB_CHECK_EQ(t->n_legs, 2 * (hi - lo) + 2);
+                int64_t psp = 0, pcost = 0;
+                for (size_t i = lo; i < hi; i++) {
+                        size_t m;
+                        for (m = 0; m < now->n && now->id[m] != c->owner[i].id; m++)
+                                ;
+                        SB_CHECK(m < now->n);
+                        const Sharebuy__Common__V1__LedgerLeg *l = owner_leg(t, c->owner[i].id, 3);
+                        SB_CHECK_EQ(l->amount_units, c->al[i].sp_units);
+                        SB_CHECK_EQ(l->reason, SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_AIRDROP_SP);
+                        SB_CHECK_EQ(l->balance_after_units, now->sp[m]);
+                        l = owner_leg(t, c->owner[i].id, 2);
+                        SB_CHECK_EQ(l->amount_units, -c->al[i].cv_cost_units);
+                        SB_CHECK_EQ(l->reason, SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_AIRDROP_CV_COST);
+                        SB_CHECK_EQ(l->balance_after_units, now->cv[m]);
+                        psp += c->al[i].sp_units;
+                        pcost += c->al[i].cv_cost_units;
+                }
+                const Sharebuy__Common__V1__LedgerLeg *l = system_leg(t, 1 /* SP_UNRELEASED */);
+                SB_CHECK_EQ(l->amount_units, -psp);
+                SB_CHECK_EQ(l->reason, SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_AIRDROP_SP);
+                SB_CHECK_EQ(l->balance_after_units, 0); /* by design: the pool is decremented after the hashing */
+                l = system_leg(t, 5 /* CV_AIRDROP_SPENT */);
+                SB_CHECK_EQ(l->amount_units, pcost);
+                SB_CHECK_EQ(l->reason, SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_AIRDROP_CV_COST);
+                SB_CHECK_EQ(l->balance_after_units, 0); /* a hot account: no balance after */
+                free_msg(t);
+        }
+        no_tx(c->req.business_day, c->req.chunk_no, (unsigned) parts);
+}
+
+/* --- The tests ----------------------------------------------------------------------------------------------- */
+
+static uint64_t m_book[4]; /* the members of chunk 1 of DAY */
+static chunk c_book;
+static uint64_t id_book;
+
+/* 1. A valid chunk books; the statements show it. */
+static void test_booking(void) {
+        for (unsigned i = 0; i < 4; i++) {
+                m_book[i] = owner_id(1 + i);
+                open_member(m_book[i]);
+                give_cv(m_book[i], U(100) * (i + 1));
+        }
+        give_sp(m_book[0], U(3));
+        give_sp(m_book[2], 12345);
+        snap before, now;
+        snap_take(&before, m_book, 4);
+        SB_CHECK_EQ(before.sp[0], U(3));
+        SB_CHECK_EQ(before.cv[3], U(400));
+        /* Request order is not the owners' order; the last member spends all its active CV. */
+        chunk_init(&c_book, DAY, 1, PRICE);
+        chunk_add(&c_book, m_book[2], U(5) + 17, U(10) + 34);
+        chunk_add(&c_book, m_book[0], U(2) + 1, U(4) + 2);
+        chunk_add(&c_book, m_book[3], U(200), U(400));
+        chunk_add(&c_book, m_book[1], 1, 2);
+        Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *r = NULL;
+        char reason[SB_RPC_REASON_MAX], msg[MSG_MAX];
+        SB_CHECK_EQ(apply(&c_book, svc_tok, &r, reason, msg), SB_OK);
+        snap_take(&now, m_book, 4);
+        check_booked(&c_book, r, &before, &now);
+        SB_CHECK_EQ(now.sp[0], U(3) + U(2) + 1);
+        SB_CHECK_EQ(now.cv[3], 0);
+        SB_CHECK_EQ(r->sp_units, U(207) + 19);
+        SB_CHECK_EQ(r->cv_cost_units, U(414) + 38);
+        id_book = r->transaction_ids[0];
+        free_msg(r);
+
+        /* The member's own statement: the two airdrop entries, newest first, with their balances after. */
+        char mtok[SB_AUTH_TOKEN_MAX];
+        sb_test_stack_role_token(st, SB_ROLE_MEMBER, m_book[2], 0, 0, 0, mtok);
+        Sharebuy__Common__V1__PageRequest pg = SHAREBUY__COMMON__V1__PAGE_REQUEST__INIT;
+        pg.page_size = 10;
+        Sharebuy__Wallet__V1__ListStatementRequest lr = SHAREBUY__WALLET__V1__LIST_STATEMENT_REQUEST__INIT;
+        lr.page = &pg;
+        Sharebuy__Wallet__V1__ListStatementResponse *ls;
+        SB_CHECK_EQ(call("ListStatement", &lr, &sharebuy__wallet__v1__list_statement_response__descriptor, mtok,
+                         (void **) &ls, NULL, NULL),
+                    SB_OK);
+        unsigned seen = 0;
+        for (size_t i = 0; i < ls->n_entries; i++) {
+                const Sharebuy__Wallet__V1__StatementEntry *e = ls->entries[i];
+                if (e->transaction_id != id_book)
+                        continue;
+                seen++;
+                SB_CHECK_EQ(e->cause->kind, SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_AIRDROP);
+                SB_CHECK(strcmp(e->cause->reference, DAY) == 0);
+                if (e->account->asset == SHAREBUY__COMMON__V1__ASSET__ASSET_SP) {
+                        SB_CHECK_EQ(e->amount_units, U(5) + 17);
+                        SB_CHECK_EQ(e->balance_after_units, now.sp[2]);
+                        SB_CHECK_EQ(e->reason, SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_AIRDROP_SP);
+                } else {
+                        SB_CHECK_EQ(e->account->asset, SHAREBUY__COMMON__V1__ASSET__ASSET_CV_ACTIVE);
+                        SB_CHECK_EQ(e->amount_units, -(U(10) + 34));
+                        SB_CHECK_EQ(e->balance_after_units, now.cv[2]);
+                        SB_CHECK_EQ(e->reason, SHAREBUY__COMMON__V1__LEG_REASON__LEG_REASON_AIRDROP_CV_COST);
+                }
+        }
+        SB_CHECK_EQ(seen, 2);
+        free_msg(ls);
+        /* The pool's statement (ADMIN): the chunk's leg, without a balance after. */
+        lr.subject_case = SHAREBUY__WALLET__V1__LIST_STATEMENT_REQUEST__SUBJECT_SYSTEM;
+        lr.system = SHAREBUY__COMMON__V1__SYSTEM_ACCOUNT__SYSTEM_ACCOUNT_SP_UNRELEASED;
+        SB_CHECK_EQ(call("ListStatement", &lr, &sharebuy__wallet__v1__list_statement_response__descriptor, admin_tok,
+                         (void **) &ls, NULL, NULL),
+                    SB_OK);
+        seen = 0;
+        for (size_t i = 0; i < ls->n_entries; i++) {
+                const Sharebuy__Wallet__V1__StatementEntry *e = ls->entries[i];
+                if (e->transaction_id != id_book)
+                        continue;
+                seen++;
+                SB_CHECK_EQ(e->amount_units, -(U(207) + 19));
+                SB_CHECK_EQ(e->balance_after_units, 0);
+        }
+        SB_CHECK_EQ(seen, 1);
+        free_msg(ls);
+        verify();
+}
+
+/* 2. The same request again: the first result, nothing moves. */
+static void test_replay(void) {
+        snap before;
+        snap_take(&before, m_book, 4);
+        for (int i = 0; i < 2; i++) {
+                Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *r = NULL;
+                SB_CHECK_EQ(apply(&c_book, svc_tok, &r, NULL, NULL), SB_OK);
+                SB_CHECK(r->replayed);
+                SB_CHECK_EQ(r->n_transaction_ids, 4);
+                for (size_t k = 0; k < 4; k++)
+                        SB_CHECK_EQ(r->transaction_ids[k], id_book);
+                SB_CHECK_EQ(r->sp_units, U(207) + 19);
+                SB_CHECK_EQ(r->cv_cost_units, U(414) + 38);
+                free_msg(r);
+                snap_same(&before);
+        }
+        verify();
+}
+
+/* 3. The same day and chunk with other allotments: ALREADY_EXISTS. */
+static void test_key_reuse(void) {
+        snap before;
+        uint64_t extra = owner_id(5);
+        open_member(extra);
+        give_cv(extra, U(10));
+        uint64_t ids[5] = {m_book[0], m_book[1], m_book[2], m_book[3], extra};
+        snap_take(&before, ids, 5);
+        const char *why = "already booked";
+        chunk c;
+        /* One share differs. */
+        c = c_book;
+        c.req.allotments = c.ptrs;
+        for (size_t i = 0; i < c.req.n_allotments; i++) {
+                c.al[i].owner = &c.owner[i];
+                c.ptrs[i] = &c.al[i];
+        }
+        c.al[1].sp_units += 1;
+        refused(&c, svc_tok, SB_ALREADY_EXISTS, "REASON_IDEMPOTENCY_KEY_REUSED", why, &before);
+        /* One cost differs. */
+        c.al[1].sp_units -= 1;
+        c.al[3].cv_cost_units += 1;
+        refused(&c, svc_tok, SB_ALREADY_EXISTS, "REASON_IDEMPOTENCY_KEY_REUSED", why, &before);
+        c.al[3].cv_cost_units -= 1;
+        /* Only the price differs (it is in the memo, which the request hash covers). */
+        c.req.price_micro_yuan = PRICE + 1;
+        refused(&c, svc_tok, SB_ALREADY_EXISTS, "REASON_IDEMPOTENCY_KEY_REUSED", why, &before);
+        c.req.price_micro_yuan = PRICE;
+        /* One member more; one member less. */
+        chunk_add(&c, extra, 1, 1);
+        refused(&c, svc_tok, SB_ALREADY_EXISTS, "REASON_IDEMPOTENCY_KEY_REUSED", why, &before);
+        c.req.n_allotments -= 2;
+        refused(&c, svc_tok, SB_ALREADY_EXISTS, "REASON_IDEMPOTENCY_KEY_REUSED", why, &before);
+        /* A whole other chunk under the number: refused too, and extra keeps its CV. */
+        chunk o;
+        chunk_init(&o, DAY, 1, PRICE);
+        chunk_add(&o, extra, U(1), U(2));
+        refused(&o, svc_tok, SB_ALREADY_EXISTS, "REASON_IDEMPOTENCY_KEY_REUSED", why, &before);
+        /* The unchanged request is still a replay. */
+        Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *r = NULL;
+        SB_CHECK_EQ(apply(&c_book, svc_tok, &r, NULL, NULL), SB_OK);
+        SB_CHECK(r->replayed);
+        SB_CHECK_EQ(r->transaction_ids[0], id_book);
+        free_msg(r);
+        snap_same(&before);
+        verify();
+}
+
+/* 4. One member's cost above its active CV: the whole chunk is refused, nobody moves. */
+static void test_cv_short(void) {
+        uint64_t m[5];
+        for (unsigned i = 0; i < 5; i++) {
+                m[i] = owner_id(11 + i);
+                open_member(m[i]);
+                give_cv(m[i], U(50));
+        }
+        give_sp(m[0], U(1));
+        snap before;
+        snap_take(&before, m, 5);
+        chunk c;
+        chunk_init(&c, DAY, 2, PRICE);
+        /* The short member sits in the middle of the request and of the owners' order. */
+        chunk_add(&c, m[0], U(1), U(2));
+        chunk_add(&c, m[1], U(1), U(2));
+        chunk_add(&c, m[2], U(25), U(50) + 1);
+        chunk_add(&c, m[3], U(1), U(2));
+        chunk_add(&c, m[4], U(1), U(2));
+        char who[32];
+        snprintf(who, sizeof who, "%" PRIu64, m[2]);
+        refused(&c, svc_tok, SB_FAILED_PRECONDITION, "REASON_INSUFFICIENT_BALANCE", who, &before);
+        no_tx(DAY, 2, 0);
+        /* The same with the short member first and last in the request. */
+        chunk d;
+        chunk_init(&d, DAY, 2, PRICE);
+        chunk_add(&d, m[2], U(25), U(50) + 1);
+        chunk_add(&d, m[0], U(1), U(2));
+        refused(&d, svc_tok, SB_FAILED_PRECONDITION, "REASON_INSUFFICIENT_BALANCE", "CV_ACTIVE", &before);
+        chunk_init(&d, DAY, 2, PRICE);
+        chunk_add(&d, m[4], U(1), U(2));
+        chunk_add(&d, m[2], U(25), U(50) + 1);
+        refused(&d, svc_tok, SB_FAILED_PRECONDITION, "REASON_INSUFFICIENT_BALANCE", who, &before);
+        /* Nothing of it stayed: the chunk number is free, and the corrected chunk books as new. */
+        c.al[2].cv_cost_units = U(50);
+        Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *r = NULL;
+        SB_CHECK_EQ(apply(&c, svc_tok, &r, NULL, NULL), SB_OK);
+        snap now;
+        snap_take(&now, m, 5);
+        check_booked(&c, r, &before, &now);
+        free_msg(r);
+        SB_CHECK_EQ(now.cv[2], 0);
+        verify();
+}
+
+/* 5. An owner the ledger does not know: NOT_FOUND, nobody moves. */
+static void test_no_accounts(void) {
+        uint64_t known = owner_id(21), unknown = owner_id(22);
+        open_member(known);
+        give_cv(known, U(10));
+        uint64_t ids[1] = {known};
+        snap before;
+        snap_take(&before, ids, 1);
+        chunk c;
+        chunk_init(&c, DAY, 3, PRICE);
+        chunk_add(&c, known, U(1), U(2));
+        chunk_add(&c, unknown, U(1), U(2));
+        char who[32];
+        snprintf(who, sizeof who, "%" PRIu64, unknown);
+        refused(&c, svc_tok, SB_NOT_FOUND, "REASON_ACCOUNT_UNKNOWN", who, &before);
+        /* A merchant whose accounts were never opened, with the member's id. */
+        chunk_init(&c, DAY, 3, PRICE);
+        chunk_add(&c, known, U(1), U(2));
+        chunk_add_owner(&c, SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MERCHANT, known, U(1), U(2));
+        snprintf(who, sizeof who, "merchant %" PRIu64, known);
+        refused(&c, svc_tok, SB_NOT_FOUND, "REASON_ACCOUNT_UNKNOWN", who, &before);
+        no_tx(DAY, 3, 0);
+        verify();
+}
+
+/* 6. Bad requests: INVALID_ARGUMENT before anything is read or written. */
+static void test_bad_input(void) {
+        uint64_t a = owner_id(31), b = owner_id(32);
+        open_member(a);
+        open_member(b);
+        give_cv(a, U(10));
+        give_cv(b, U(10));
+        uint64_t ids[2] = {a, b};
+        snap before;
+        snap_take(&before, ids, 2);
+        const char *inv = "REASON_FIELD_INVALID", *range = "REASON_AMOUNT_OUT_OF_RANGE";
+        chunk c;
+
+        /* The same owner twice (apart in the request). */
+        chunk_init(&c, DAY, 4, PRICE);
+        chunk_add(&c, a, U(1), U(1));
+        chunk_add(&c, b, U(1), U(1));
+        chunk_add(&c, a, U(2), U(2));
+        refused(&c, svc_tok, SB_INVALID_ARGUMENT, inv, "twice", &before);
+
+        /* Amounts: zero, negative, beyond 10^15, the INT64 extremes. */
+        const int64_t bad[] = {0, -1, INT64_C(1000000000000001), INT64_MAX, INT64_MIN};
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                chunk_init(&c, DAY, 4, PRICE);
+                chunk_add(&c, a, U(1), U(1));
+                chunk_add(&c, b, bad[i], U(1));
+                refused(&c, svc_tok, SB_INVALID_ARGUMENT, range, "sp_units", &before);
+                chunk_init(&c, DAY, 4, PRICE);
+                chunk_add(&c, a, U(1), bad[i]);
+                chunk_add(&c, b, U(1), U(1));
+                refused(&c, svc_tok, SB_INVALID_ARGUMENT, range, "cv_cost_units", &before);
+        }
+        /* Each share within 10^15 but the part's release beyond: the pool's leg would be out of range. */
+        chunk_init(&c, DAY, 4, PRICE);
+        chunk_add(&c, a, INT64_C(600000000000000), U(1));
+        chunk_add(&c, b, INT64_C(600000000000000), U(1));
+        refused(&c, svc_tok, SB_INVALID_ARGUMENT, range, NULL, &before);
+
+        /* No allotments. */
+        chunk_init(&c, DAY, 4, PRICE);
+        refused(&c, svc_tok, SB_INVALID_ARGUMENT, inv, "allotments", &before);
+
+        /* Days that are not "YYYY-MM-DD" dates. */
+        const char *days[] = {"", "2025-02-30", "2025-13-01", "2025-00-10", "20250601", "2025-6-01", "2025-06-01 ",
+                              "2025-06-01x", "yyyy-mm-dd"};
+        for (size_t i = 0; i < sizeof days / sizeof days[0]; i++) {
+                chunk_init(&c, days[i], 4, PRICE);
+                chunk_add(&c, a, U(1), U(1));
+                refused(&c, svc_tok, SB_INVALID_ARGUMENT, inv, "business_day", &before);
+        }
+
+        /* The price: 0, negative. The chunk number: above 999 999. */
+        const int64_t prices[] = {0, -1, INT64_MIN};
+        for (size_t i = 0; i < sizeof prices / sizeof prices[0]; i++) {
+                chunk_init(&c, DAY, 4, prices[i]);
+                chunk_add(&c, a, U(1), U(1));
+                refused(&c, svc_tok, SB_INVALID_ARGUMENT, inv, "price_micro_yuan", &before);
+        }
+        chunk_init(&c, DAY, 1000000, PRICE);
+        chunk_add(&c, a, U(1), U(1));
+        refused(&c, svc_tok, SB_INVALID_ARGUMENT, inv, "chunk_no", &before);
+
+        /* Owners: missing, kind unspecified or unknown, id 0. */
+        chunk_init(&c, DAY, 4, PRICE);
+        chunk_add(&c, a, U(1), U(1));
+        chunk_add(&c, b, U(1), U(1));
+        c.al[1].owner = NULL;
+        refused(&c, svc_tok, SB_INVALID_ARGUMENT, inv, "owner", &before);
+        c.al[1].owner = &c.owner[1];
+        c.owner[1].kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_UNSPECIFIED;
+        refused(&c, svc_tok, SB_INVALID_ARGUMENT, inv, "owner", &before);
+        c.owner[1].kind = (Sharebuy__Common__V1__OwnerKind) 4;
+        refused(&c, svc_tok, SB_INVALID_ARGUMENT, inv, "owner", &before);
+        c.owner[1].kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
+        c.owner[1].id = 0;
+        refused(&c, svc_tok, SB_INVALID_ARGUMENT, inv, "owner", &before);
+        no_tx(DAY, 4, 0);
+        verify();
+}
+
+/* 8. Only a service may book a chunk. */
+static void test_roles(void) {
+        uint64_t a = owner_id(41);
+        open_member(a);
+        give_cv(a, U(10));
+        uint64_t ids[1] = {a};
+        snap before;
+        snap_take(&before, ids, 1);
+        chunk c;
+        chunk_init(&c, DAY, 5, PRICE);
+        chunk_add(&c, a, U(1), U(2));
+        char tok[SB_AUTH_TOKEN_MAX];
+        sb_test_stack_role_token(st, SB_ROLE_MEMBER, a, 0, 0, 0, tok);
+        refused(&c, tok, SB_PERMISSION_DENIED, "REASON_ROLE_NOT_ALLOWED", "ApplyAirdropChunk", &before);
+        sb_test_stack_role_token(st, SB_ROLE_MERCHANT_OWNER, a, owner_id(42), 0, 0, tok);
+        refused(&c, tok, SB_PERMISSION_DENIED, "REASON_ROLE_NOT_ALLOWED", NULL, &before);
+        refused(&c, admin_tok, SB_PERMISSION_DENIED, "REASON_ROLE_NOT_ALLOWED", NULL, &before);
+        refused(&c, NULL, SB_UNAUTHENTICATED, "REASON_TOKEN_MISSING", NULL, &before);
+        refused(&c, "not-a-token", SB_UNAUTHENTICATED, "REASON_TOKEN_INVALID", NULL, &before);
+        /* A member may not even learn whether an existing chunk would replay. */
+        sb_test_stack_role_token(st, SB_ROLE_MEMBER, m_book[0], 0, 0, 0, tok);
+        refused(&c_book, tok, SB_PERMISSION_DENIED, "REASON_ROLE_NOT_ALLOWED", NULL, &before);
+        no_tx(DAY, 5, 0);
+        verify();
+}
+
+/* 9. Two chunks at once from two threads (the airdrop's two credit workers). */
+enum { GROUP = 45, ROUNDS = 3 };
+
+typedef struct worker {
+        const chunk *c;
+        pthread_barrier_t *go;
+        sb_status status;
+        Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *resp;
+        char msg[MSG_MAX];
+} worker;
+
+static void *worker_run(void *p) {
+        worker *w = p;
+        pthread_barrier_wait(w->go);
+        w->status = apply(w->c, svc_tok, &w->resp, NULL, w->msg);
+        return NULL;
+}
+
+/* Sends c[0] and c[1] at the same instant from two threads; fills w. */
+static void at_once(const chunk *c0, const chunk *c1, worker w[2]) {
+        pthread_barrier_t go;
+        SB_CHECK_EQ(pthread_barrier_init(&go, NULL, 2), 0);
+        pthread_t th[2];
+        w[0] = (worker){.c = c0, .go = &go};
+        w[1] = (worker){.c = c1, .go = &go};
+        for (int i = 0; i < 2; i++)
+                SB_CHECK_EQ(pthread_create(&th[i], NULL, worker_run, &w[i]), 0);
+        for (int i = 0; i < 2; i++)
+                SB_CHECK_EQ(pthread_join(th[i], NULL), 0);
+        pthread_barrier_destroy(&go);
+        for (int i = 0; i < 2; i++)
+                if (w[i].status != SB_OK)
+                        fprintf(stderr, "chunk %u: %s: %s\n", w[i].c->req.chunk_no, sb_status_name(w[i].status),
+                                w[i].msg);
+}
+
+static void test_concurrent(void) {
+        static uint64_t m[2 * GROUP];
+        for (unsigned i = 0; i < 2 * GROUP; i++) {
+                m[i] = owner_id(100 + i);
+                open_member(m[i]);
+                give_cv(m[i], U(100) + i);
+        }
+        /* Each round: chunk 2r+10 pays the first group, chunk 2r+11 the second (consecutive numbers: different
+         * chains; two journal transactions each). Members are interleaved between the groups in id order. */
+        for (unsigned round = 0; round < ROUNDS; round++) {
+                snap before, now;
+                snap_take(&before, m, 2 * GROUP);
+                static chunk c[2];
+                for (unsigned g = 0; g < 2; g++) {
+                        chunk_init(&c[g], "2025-06-02", 10 + 2 * round + g, PRICE);
+                        for (unsigned i = 0; i < GROUP; i++) {
+                                unsigned k = 2 * i + g;
+                                chunk_add(&c[g], m[k], 1000 + 7 * k + round, 2000 + 3 * k + round);
+                        }
+                }
+                worker w[2];
+                at_once(&c[0], &c[1], w);
+                SB_CHECK_EQ(w[0].status, SB_OK);
+                SB_CHECK_EQ(w[1].status, SB_OK);
+                snap_take(&now, m, 2 * GROUP);
+                int64_t sp = 0, cost = 0;
+                for (unsigned g = 0; g < 2; g++) {
+                        SB_CHECK(!w[g].resp->replayed);
+                        sp += w[g].resp->sp_units;
+                        cost += w[g].resp->cv_cost_units;
+                        for (unsigned i = 0; i < GROUP; i++) {
+                                unsigned k = 2 * i + g;
+                                SB_CHECK_EQ(now.sp[k], before.sp[k] + 1000 + 7 * k + round);
+                                SB_CHECK_EQ(now.cv[k], before.cv[k] - (2000 + 3 * k + round));
+                        }
+                }
+                SB_CHECK_EQ(now.pool, before.pool - sp);
+                SB_CHECK_EQ(now.spent, before.spent + cost);
+                SB_CHECK_EQ(now.n_tx, before.n_tx + 4);
+                /* Each chunk on its own, against a snapshot with the other chunk's effect added. */
+                for (unsigned g = 0; g < 2; g++) {
+                        snap mid = before;
+                        const chunk *o = &c[1 - g];
+                        for (size_t i = 0; i < o->req.n_allotments; i++) {
+                                size_t k;
+                                for (k = 0; k < mid.n && mid.id[k] != o->owner[i].id; k++)
+                                        ;
+                                SB_CHECK(k < mid.n);
+                                mid.sp[k] += o->al[i].sp_units;
+                                mid.cv[k] -= o->al[i].cv_cost_units;
+                        }
+                        mid.pool -= w[1 - g].resp->sp_units;
+                        mid.spent += w[1 - g].resp->cv_cost_units;
+                        mid.n_tx += 2;
+                        mid.n_entries += 2 * GROUP + 4;
+                        check_booked(&c[g], w[g].resp, &mid, &now);
+                }
+                free_msg(w[0].resp);
+                free_msg(w[1].resp);
+                verify_rpc();
+        }
+        verify();
+
+        /* The same chunk from two threads at once: booked once; both answer its transactions. */
+        snap before, now;
+        snap_take(&before, m, 2 * GROUP);
+        static chunk same;
+        chunk_init(&same, "2025-06-02", 30, PRICE);
+        for (unsigned i = 0; i < GROUP; i++)
+                chunk_add(&same, m[i], 500 + i, 900 + i);
+        worker w[2];
+        at_once(&same, &same, w);
+        SB_CHECK_EQ(w[0].status, SB_OK);
+        SB_CHECK_EQ(w[1].status, SB_OK);
+        SB_CHECK_EQ(w[0].resp->replayed + w[1].resp->replayed, 1);
+        SB_CHECK_EQ(w[0].resp->n_transaction_ids, GROUP);
+        SB_CHECK_EQ(w[1].resp->n_transaction_ids, GROUP);
+        for (unsigned i = 0; i < GROUP; i++)
+                SB_CHECK_EQ(w[0].resp->transaction_ids[i], w[1].resp->transaction_ids[i]);
+        snap_take(&now, m, 2 * GROUP);
+        check_booked(&same, w[0].resp->replayed ? w[1].resp : w[0].resp, &before, &now);
+        free_msg(w[0].resp);
+        free_msg(w[1].resp);
+        verify();
+}
+
+/* 7. The pool: one unit more than it holds is refused; exactly what it holds books; then it is empty. */
+static void test_pool(void) {
+        uint64_t a = owner_id(51), b = owner_id(52);
+        open_member(a);
+        open_member(b);
+        give_cv(a, U(1000));
+        give_cv(b, U(1000));
+        uint64_t ids[2] = {a, b};
+        snap before;
+        snap_take(&before, ids, 2);
+        int64_t left = before.pool;
+        SB_CHECK(left > 1000);
+        chunk c;
+        chunk_init(&c, DAY, 6, PRICE);
+        chunk_add(&c, a, 1000, U(1));
+        chunk_add(&c, b, left - 1000 + 1, U(1));
+        refused(&c, svc_tok, SB_FAILED_PRECONDITION, "REASON_INSUFFICIENT_BALANCE", "SP_UNRELEASED", &before);
+        no_tx(DAY, 6, 0);
+        /* Far beyond it, still within 10^15 per part. */
+        chunk_init(&c, DAY, 6, PRICE);
+        chunk_add(&c, a, INT64_C(1000000000000000), U(1));
+        refused(&c, svc_tok, SB_FAILED_PRECONDITION, "REASON_INSUFFICIENT_BALANCE", "SP_UNRELEASED", &before);
+        /* Exactly what it holds. */
+        chunk_init(&c, DAY, 6, PRICE);
+        chunk_add(&c, a, 1000, U(1));
+        chunk_add(&c, b, left - 1000, U(1));
+        Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *r = NULL;
+        SB_CHECK_EQ(apply(&c, svc_tok, &r, NULL, NULL), SB_OK);
+        snap now;
+        snap_take(&now, ids, 2);
+        check_booked(&c, r, &before, &now);
+        free_msg(r);
+        SB_CHECK_EQ(now.pool, 0);
+        verify();
+        /* Empty: one unit is too much. */
+        chunk_init(&c, DAY, 7, PRICE);
+        chunk_add(&c, a, 1, 1);
+        refused(&c, svc_tok, SB_FAILED_PRECONDITION, "REASON_INSUFFICIENT_BALANCE", "SP_UNRELEASED", &now);
+        no_tx(DAY, 7, 0);
+        verify();
+}
+
+int main(void) {
+        static const char *const services[] = {"wallet", NULL};
+        uint64_t r;
+        FILE *f = fopen("/dev/urandom", "rb");
+        SB_CHECK(f && fread(&r, sizeof r, 1, f) == 1);
+        fclose(f);
+        run_id = r % UINT64_C(1000000000000) + 1;
+
+        st = sb_test_stack_start(services);
+        cli = sb_test_stack_client(st, "wallet");
+        sb_test_stack_role_token(st, SB_ROLE_SERVICE, 0, 0, 0, 0, svc_tok);
+        sb_test_stack_role_token(st, SB_ROLE_ADMIN, 1, 0, 0, 0, admin_tok);
+
+        test_booking();
+        test_replay();
+        test_key_reuse();
+        test_cv_short();
+        test_no_accounts();
+        test_bad_input();
+        test_roles();
+        test_concurrent();
+        test_pool(); /* last: it empties the pool */
+        sb_test_stack_free(st);
+        printf("ok\n");
+        return 0;
+}
