@@ -254,6 +254,12 @@ static sb_status h_open_accounts(sb_call *call, const ProtobufCMessage *req_, Pr
 
 /* --- PostTransaction, ReverseTransaction, GetTransaction ------------------------------------------------------ */
 
+/* Keys "airdrop:…" in the service scope belong to ApplyAirdropChunk (wallet_airdrop.c), which finds a chunk's
+ * transactions by that prefix: a posting under such a key would make the chunk look booked with other allotments. */
+static bool airdrop_key(const char *key) {
+        return strncmp(key, "airdrop:", 8) == 0;
+}
+
 static sb_status h_post_transaction(sb_call *call, const ProtobufCMessage *req_, ProtobufCMessage *resp_) {
         const Sharebuy__Wallet__V1__PostTransactionRequest *req = (const void *) req_;
         Sharebuy__Wallet__V1__PostTransactionResponse *resp = (void *) resp_;
@@ -263,6 +269,8 @@ static sb_status h_post_transaction(sb_call *call, const ProtobufCMessage *req_,
                 return st;
         if (!wallet_key_valid(req->idempotency_key, WALLET_KEY_MAX))
                 return invalid(call, "idempotency_key: 1 to 64 printable ASCII characters");
+        if (airdrop_key(req->idempotency_key))
+                return invalid(call, "idempotency_key: the prefix \"airdrop:\" is reserved for ApplyAirdropChunk");
         if (!wallet_utf8_valid(req->memo, WALLET_MEMO_CHARS_MAX))
                 return invalid(call, "memo: at most 200 characters of UTF-8 text");
         if (req->n_legs == 0 || req->n_legs > WALLET_LEGS_MAX)
@@ -312,6 +320,8 @@ static sb_status h_reverse_transaction(sb_call *call, const ProtobufCMessage *re
                 return st;
         if (!wallet_key_valid(req->idempotency_key, WALLET_KEY_MAX))
                 return invalid(call, "idempotency_key: 1 to 64 printable ASCII characters");
+        if (airdrop_key(req->idempotency_key))
+                return invalid(call, "idempotency_key: the prefix \"airdrop:\" is reserved for ApplyAirdropChunk");
         uint64_t target_id = 0;
         const char *target_key = NULL;
         if (req->target_case == SHAREBUY__WALLET__V1__REVERSE_TRANSACTION_REQUEST__TARGET_TRANSACTION_ID &&
@@ -462,8 +472,8 @@ static sb_status h_get_balances(sb_call *call, const ProtobufCMessage *req_, Pro
         Sharebuy__Wallet__V1__GetBalancesResponse *resp = (void *) resp_;
         sb_claims claims;
         sb_status st;
-        int kind;
-        uint64_t id;
+        int kind = 0;
+        uint64_t id = 0;
         if ((st = sb_service_auth(call, ANY_ROLE, &claims)) != SB_OK)
                 return st;
         if ((st = resolve_owner(call, &claims, req->owner, &kind, &id)) != SB_OK)

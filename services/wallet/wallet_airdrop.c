@@ -16,9 +16,10 @@
  * consecutive chunks use different chains, and the rows every chunk touches — the unreleased pool and the hot
  * shards of the airdrop-spent account — are changed by the chunk's LAST statements (pool, then shards ascending),
  * so they are held only from there to the commit. The order of a chunk: holders in (owner kind, owner id, asset)
- * order, its chain head, the pool, the shards — the same order as an ordinary posting's holders then chain head;
- * the pool and the airdrop-spent account are touched by no ordinary posting (only the genesis), so a chunk and a
- * posting cannot wait on each other in a cycle. Because the pool is decremented after the journal rows are hashed,
+ * order, its chain head, the pool, the shards — the same order as an ordinary posting's holders then chain head.
+ * An ordinary posting with an SP_UNRELEASED leg (an admin stocking the treasury) takes the pool before its holders,
+ * so it and a chunk can deadlock over a member in both; InnoDB then rolls one back and sb_db_tx retries it (time,
+ * not correctness). The airdrop-spent account is touched by chunks only. Because the pool is decremented after the journal rows are hashed,
  * the pool's airdrop legs carry no balance-after (as the hot shards' legs); its stored balance is still the sum of
  * its entries. */
 #include <errno.h>
@@ -546,6 +547,14 @@ static int book(sb_db *db, ad_ctx *c) {
         return 0;
 }
 
+/* Only the look-up of a booking of the chunk: 0 (replayed), -ENOENT, or EXISTS. */
+static int find_fn(sb_db *db, void *arg) {
+        ad_ctx *c = arg;
+        c->problem.kind = WALLET_P_NONE;
+        c->replayed = false;
+        return find_booked(db, c);
+}
+
 static int apply_fn(sb_db *db, void *arg) {
         ad_ctx *c = arg;
         c->problem.kind = WALLET_P_NONE;
@@ -663,8 +672,22 @@ sb_status wallet_h_apply_airdrop_chunk(sb_call *call, const ProtobufCMessage *re
                 return st;
         }
         int r = sb_db_tx(db, apply_fn, &c);
-        if (r == -EEXIST) /* the same chunk booked concurrently: it is there now, so this is a replay */
-                r = sb_db_tx(db, apply_fn, &c);
+        if (r == -EEXIST || r == WALLET_EREFUSED) {
+                /* The same chunk booked concurrently (a retry while the first call still ran): its rows are there
+                 * now, so this is a replay. Its insert collides (-EEXIST), or — when the first booking took the CV
+                 * or the pool this one needs — this one is refused before it gets that far: look again either way
+                 * (a refusal stands when nothing is booked). */
+                wallet_problem refused = c.problem;
+                int r2 = sb_db_tx(db, find_fn, &c);
+                if (r2 == 0)
+                        r = 0;
+                else if (r2 == -ENOENT && r == WALLET_EREFUSED)
+                        c.problem = refused;
+                else if (r2 == -ENOENT)
+                        r = sb_db_tx(db, apply_fn, &c);
+                else
+                        r = r2;
+        }
         if (r < 0) {
                 st = wallet_fail_store(call, r, &c.problem, "booking the airdrop chunk");
                 ctx_free(&c);
