@@ -114,6 +114,7 @@ static void identity_fini(void *state) {
         identity_state *st = state;
         if (!st)
                 return;
+        identity_audit_queue_stop(st->audit); /* after the server stopped: writes what is queued */
         sb_auth_signer_free(st->signer);
         sb_auth_verifier_free(st->verifier);
         free(st->jwks);
@@ -175,6 +176,17 @@ static int identity_init(const sb_config *cfg, void **ret_state, char *err, size
                 r = -ENOMEM;
                 goto fail;
         }
+        st->dbc = (sb_db_config){
+                .host = sb_config_str(cfg, "db.host"),
+                .port = (unsigned)sb_config_int(cfg, "db.port"),
+                .unix_socket = sb_config_str(cfg, "db.socket"),
+                .user = sb_config_str(cfg, "db.user"),
+                .password = sb_config_str(cfg, "db.password"),
+                .database = sb_config_str(cfg, "db.name"),
+                .connect_timeout_s = 5,
+        };
+        if ((r = identity_audit_queue_start(&st->dbc, &st->audit, err, err_n)) < 0)
+                goto fail;
         *ret_state = st;
         return 0;
 fail:
@@ -380,9 +392,6 @@ int identity_sessions_revoke(sb_db *db, uint64_t user_id, uint64_t terminal_id, 
 
 void identity_audit(sb_call *call, int type, const sb_claims *actor, uint64_t subject_user_id, uint64_t merchant_id,
                     uint64_t terminal_id, uint64_t centre_id, const char *fmt, ...) {
-        sb_db *db = sb_service_db(call);
-        if (!db)
-                return;
         char detail[IDENTITY_REASON_MAX * 4 + 1];
         va_list ap;
         va_start(ap, fmt);
@@ -392,6 +401,15 @@ void identity_audit(sb_call *call, int type, const sb_claims *actor, uint64_t su
         snprintf(peer, sizeof peer, "%s", sb_call_peer(call));
         char rid[65];
         snprintf(rid, sizeof rid, "%s", sb_call_request_id(call));
+        identity_state *st = identity_st(call);
+        if (st->audit && identity_audit_queue_push(st->audit, type, identity_now_ms(), actor ? actor->uid : 0,
+                                                   actor ? (int)actor->role : 0, subject_user_id, merchant_id,
+                                                   terminal_id, centre_id, peer, rid, detail))
+                return;
+        /* No writer, or its queue is full: write it here, as one statement. */
+        sb_db *db = sb_service_db(call);
+        if (!db)
+                return;
         sb_db_stmt *s;
         if (sb_db_prepare(db,
                           "INSERT INTO audit_events (type, occurred_ms, actor_user_id, actor_role, subject_user_id, "

@@ -20,6 +20,8 @@ sb_status identity_list_audit_events(sb_call *call, const ProtobufCMessage *req_
                                       &c);
         if (s != SB_OK)
                 return s;
+        /* Events are written in batches (identity_audit_queue.c): read after everything queued so far. */
+        identity_audit_queue_sync(identity_st(call)->audit);
         uint64_t user_id = req->user_id, merchant_id = req->merchant_id;
         if (c.role == SB_ROLE_MERCHANT_OWNER) {
                 if (merchant_id && merchant_id != c.merchant_id)

@@ -222,6 +222,78 @@ int identity_member_code_spend(sb_db *db, const identity_member_code *mc, const 
         return 1;
 }
 
+/* What ResolveMemberCode needs of a code, its member and the member's two referrer levels, read in ONE statement
+ * (the code's row, the member, the referrer and the referrer's referrer): a sale resolves a code at every till, so
+ * this is one round trip instead of three or four. */
+typedef struct resolve_row {
+        bool code_found, member_found, used;
+        char used_key[IDENTITY_CONSUME_KEY_MAX + 1];
+        char phone[16];
+        bool vip, disabled;
+        int n_ref;
+        int ref_kind[2];
+        uint64_t ref_id[2];
+        bool ref_vip[2];
+} resolve_row;
+
+static int resolve_load(sb_db *db, const identity_member_code *mc, resolve_row *x) {
+        sb_db_stmt *q;
+        memset(x, 0, sizeof *x);
+        int r = sb_db_prepare(db,
+                              "SELECT c.consume_key, u.user_id, u.phone, u.vip, u.disabled, u.referrer_kind, "
+                              "u.referrer_id, COALESCE(r.vip, 0), r.user_id, r.referrer_kind, r.referrer_id, "
+                              "COALESCE(r2.vip, 0) FROM member_codes c "
+                              "LEFT JOIN users u ON u.user_id = c.member_id AND u.kind = 1 "
+                              "LEFT JOIN users r ON u.referrer_kind = 1 AND r.user_id = u.referrer_id "
+                              "LEFT JOIN users r2 ON r.referrer_kind = 1 AND r2.user_id = r.referrer_id "
+                              "WHERE c.nonce = ? AND c.member_id = ?",
+                              &q);
+        if (r < 0)
+                return r;
+        sb_db_bind_blob(q, 0, mc->nonce, sizeof mc->nonce);
+        sb_db_bind_u64(q, 1, mc->member_id);
+        if ((r = sb_db_execute(q)) < 0 || (r = sb_db_fetch(q)) < 0)
+                return r;
+        if (r == 0)
+                return 0; /* never issued */
+        x->code_found = true;
+        x->used = !sb_db_col_is_null(q, 0);
+        if (x->used)
+                sb_db_col_str(q, 0, x->used_key, sizeof x->used_key);
+        x->member_found = !sb_db_col_is_null(q, 1);
+        if (x->member_found) {
+                int64_t vip = 0, dis = 0, k = 0, rvip = 0;
+                uint64_t id = 0;
+                sb_db_col_str(q, 2, x->phone, sizeof x->phone);
+                sb_db_col_i64(q, 3, &vip);
+                sb_db_col_i64(q, 4, &dis);
+                x->vip = vip != 0;
+                x->disabled = dis != 0;
+                sb_db_col_i64(q, 5, &k);
+                sb_db_col_u64(q, 6, &id);
+                sb_db_col_i64(q, 7, &rvip);
+                if (k != 0) {
+                        /* Level 1, as identity_referrers(): the referrer, VIP when a member who is. */
+                        x->ref_kind[0] = (int)k, x->ref_id[0] = id, x->ref_vip[0] = rvip != 0, x->n_ref = 1;
+                        int64_t k2 = 0, vip2 = 0;
+                        uint64_t id2 = 0;
+                        /* Level 2 only through a member referrer whose row exists and who has a referrer. */
+                        if (k == SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER && !sb_db_col_is_null(q, 8)) {
+                                sb_db_col_i64(q, 9, &k2);
+                                sb_db_col_u64(q, 10, &id2);
+                                sb_db_col_i64(q, 11, &vip2);
+                                if (k2 != 0) {
+                                        x->ref_kind[1] = (int)k2, x->ref_id[1] = id2, x->ref_vip[1] = vip2 != 0;
+                                        x->n_ref = 2;
+                                }
+                        }
+                }
+        }
+        while (sb_db_fetch(q) == 1) {
+        }
+        return 1;
+}
+
 sb_status identity_resolve_member_code(sb_call *call, const ProtobufCMessage *req_, ProtobufCMessage *resp_) {
         const Sharebuy__Identity__V1__ResolveMemberCodeRequest *req = (const void *)req_;
         Sharebuy__Identity__V1__ResolveMemberCodeResponse *resp = (void *)resp_;
@@ -278,52 +350,73 @@ sb_status identity_resolve_member_code(sb_call *call, const ProtobufCMessage *re
         char key[IDENTITY_CONSUME_KEY_MAX + 24] = "";
         if (req->consume_key[0])
                 snprintf(key, sizeof key, "%s", req->consume_key);
+        /* A single-use code is consumed first (the only write); then one read gives the code's state, the member
+         * and the referrers. The checks are identity_member_code_spend()'s, in its order. */
         bool consumed = false;
-        int r = identity_member_code_spend(db, &mc, key, merchant_id, &consumed);
-        if (r < 0)
-                return sb_service_db_fail(call, r, "spending the code");
-        if (r == 2) {
+        int r;
+        if (key[0] && !mc.card) {
+                sb_db_stmt *q;
+                r = sb_db_prepare(db,
+                                  "UPDATE member_codes SET consume_key = ?, consumed_ms = ?, consumed_merchant_id = ? "
+                                  "WHERE nonce = ? AND member_id = ? AND consume_key IS NULL",
+                                  &q);
+                if (r == 0) {
+                        sb_db_bind_str(q, 0, key);
+                        sb_db_bind_i64(q, 1, identity_now_ms());
+                        sb_db_bind_u64(q, 2, merchant_id);
+                        sb_db_bind_blob(q, 3, mc.nonce, sizeof mc.nonce);
+                        sb_db_bind_u64(q, 4, mc.member_id);
+                        r = sb_db_execute(q);
+                }
+                if (r < 0)
+                        return sb_service_db_fail(call, r, "spending the code");
+                consumed = sb_db_affected_rows(q) == 1;
+        }
+        resolve_row x;
+        if ((r = resolve_load(db, &mc, &x)) < 0)
+                return sb_service_db_fail(call, r, "reading the code and its member");
+        if (!x.code_found) {
                 identity_audit(call, AUD(MEMBER_CODE_REFUSED), &c, mc.member_id, merchant_id, terminal_id, 0,
                                "code never issued");
                 return sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_MEMBER_CODE_FORGED",
                                            "this member code was never issued (forged)");
         }
-        if (r == 1) {
+        if (mc.card) {
+                consumed = key[0] != '\0';
+        } else if (!consumed && x.used && !(key[0] && strcmp(x.used_key, key) == 0)) {
                 identity_audit(call, AUD(MEMBER_CODE_REFUSED), &c, mc.member_id, merchant_id, terminal_id, 0,
                                "code already used");
                 return sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_MEMBER_CODE_USED",
                                            "this member code was used already; ask the member to show a new one");
+        } else if (!consumed) {
+                consumed = x.used; /* used under this very key before: a retry of the same sale */
         }
-        Sharebuy__Identity__V1__Member *m = NULL;
-        if ((s = identity_member_load(call, db, mc.member_id, false, &m)) != SB_OK)
-                return s;
-        if (m->disabled)
+        if (!x.member_found)
+                return sb_call_fail_reason(call, SB_NOT_FOUND, "REASON_MEMBER_UNKNOWN", "no member with id %" PRIu64,
+                                           mc.member_id);
+        if (x.disabled)
                 return sb_call_fail_reason(call, SB_NOT_FOUND, "REASON_MEMBER_UNKNOWN", "this member is disabled");
+        char masked[12] = "";
+        identity_phone_mask(x.phone, masked);
         Sharebuy__Common__V1__MemberBrief *b = sb_call_alloc(call, sizeof *b);
         sharebuy__common__v1__member_brief__init(b);
-        b->member_id = m->member_id;
-        b->masked_phone = m->masked_phone;
-        b->vip = m->vip;
+        b->member_id = mc.member_id;
+        b->masked_phone = sb_call_strdup(call, masked);
+        b->vip = x.vip;
         resp->member = b;
-        int kinds[2];
-        uint64_t ids[2];
-        bool vips[2];
-        int n = identity_referrers(db, mc.member_id, kinds, ids, vips);
-        if (n < 0)
-                return sb_service_db_fail(call, n, "reading referrers");
         resp->referrers = sb_call_alloc(call, sizeof *resp->referrers * 2);
-        for (int i = 0; i < n; i++) {
-                Sharebuy__Identity__V1__Referrer *x = sb_call_alloc(call, sizeof *x);
-                sharebuy__identity__v1__referrer__init(x);
-                x->level = (uint32_t)i + 1;
-                x->owner = sb_call_alloc(call, sizeof *x->owner);
-                sharebuy__common__v1__owner_ref__init(x->owner);
-                x->owner->kind = (Sharebuy__Common__V1__OwnerKind)kinds[i];
-                x->owner->id = ids[i];
-                x->vip = vips[i];
-                resp->referrers[i] = x;
+        for (int i = 0; i < x.n_ref; i++) {
+                Sharebuy__Identity__V1__Referrer *rf = sb_call_alloc(call, sizeof *rf);
+                sharebuy__identity__v1__referrer__init(rf);
+                rf->level = (uint32_t)i + 1;
+                rf->owner = sb_call_alloc(call, sizeof *rf->owner);
+                sharebuy__common__v1__owner_ref__init(rf->owner);
+                rf->owner->kind = (Sharebuy__Common__V1__OwnerKind)x.ref_kind[i];
+                rf->owner->id = x.ref_id[i];
+                rf->vip = x.ref_vip[i];
+                resp->referrers[i] = rf;
         }
-        resp->n_referrers = (size_t)n;
+        resp->n_referrers = (size_t)x.n_ref;
         resp->code_expires_unix_ms = mc.expires_unix_s * 1000;
         resp->consumed = consumed;
         identity_audit(call, AUD(MEMBER_CODE_RESOLVED), &c, mc.member_id, merchant_id, terminal_id, 0, "%s",

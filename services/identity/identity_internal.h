@@ -39,7 +39,11 @@ typedef struct identity_limiter {
         identity_limit_slot slots[IDENTITY_LIMITER_SLOTS];
 } identity_limiter;
 
+typedef struct identity_audit_queue identity_audit_queue;
+
 typedef struct identity_state {
+        identity_audit_queue *audit;  /* the audit trail's batch writer (identity_audit_queue.c) */
+        sb_db_config dbc;             /* its connection */
         sb_auth_signer *signer;
         sb_auth_verifier *verifier;   /* the public keys of auth.public_keys: tokens and member codes */
         char *jwks;                   /* the JWKS document of those keys */
@@ -61,6 +65,19 @@ typedef struct identity_principal {
         uint64_t merchant_id, terminal_id, centre_id;
         const char *display_name;
 } identity_principal;
+
+/* --- the audit trail's batch writer (identity_audit_queue.c) --- */
+
+/* Starts the writer thread with its own connection from dbc (the strings must outlive the queue). */
+int identity_audit_queue_start(const sb_db_config *dbc, identity_audit_queue **ret, char *err, size_t err_n);
+/* Writes what is queued, stops the thread and frees the queue. NULL is fine. */
+void identity_audit_queue_stop(identity_audit_queue *q);
+/* Queues one event; false when the queue is full or stopping (the caller then writes it itself). */
+bool identity_audit_queue_push(identity_audit_queue *q, int type, int64_t occurred_ms, uint64_t actor_user_id,
+                               int actor_role, uint64_t subject_user_id, uint64_t merchant_id, uint64_t terminal_id,
+                               uint64_t centre_id, const char *peer, const char *request_id, const char *detail);
+/* Returns once every event queued before the call is written (or after a few seconds). NULL is fine. */
+void identity_audit_queue_sync(identity_audit_queue *q);
 
 static inline identity_state *identity_st(sb_call *call) {
         return sb_call_service_data(call);
