@@ -73,6 +73,8 @@ static const sb_config_key identity_keys[] = {
         { "identity.member_codes_per_minute", SB_CONFIG_INT, "30", 1, 10000, true, false,
           "member codes issued per minute for one member" },
         { "identity.max_terminals", SB_CONFIG_INT, "50", 1, 10000, true, false, "terminals per merchant" },
+        { "identity.audit_flush", SB_CONFIG_DURATION_MS, "20ms", 1, 60000, true, false,
+          "how long an audit event may wait before the writer thread inserts it with the others queued" },
         { "identity.activation_merchants", SB_CONFIG_STRING, "", 0, 1024, false, false,
           "comma-separated merchant ids authorised to sell activation packs" },
 };
@@ -185,7 +187,8 @@ static int identity_init(const sb_config *cfg, void **ret_state, char *err, size
                 .database = sb_config_str(cfg, "db.name"),
                 .connect_timeout_s = 5,
         };
-        if ((r = identity_audit_queue_start(&st->dbc, &st->audit, err, err_n)) < 0)
+        if ((r = identity_audit_queue_start(&st->dbc, sb_config_int(cfg, "identity.audit_flush"), &st->audit, err,
+                                            err_n)) < 0)
                 goto fail;
         *ret_state = st;
         return 0;

@@ -3,10 +3,10 @@
  * identity_audit() used to INSERT each event in the handler's own connection: a statement and a durable commit on
  * the path of every sale (each resolved member code is an event). Now a handler only appends the event to a
  * bounded queue; one writer thread, with its own connection, inserts whatever has queued up every
- * AUDIT_FLUSH_MS (or at once when AUDIT_BATCH events wait) as one statement and one commit. The trail keeps its
+ * identity.audit_flush (20 ms; or at once when AUDIT_BATCH events wait) as one statement and one commit. The trail keeps its
  * order (events are inserted in the order they were queued, in one statement per batch).
  *
- * What it costs: an event is in the table up to AUDIT_FLUSH_MS after the call that caused it answered, and a
+ * What it costs: an event is in the table up to identity.audit_flush after the call that caused it answered, and a
  * process killed with SIGKILL loses what had not been written yet (a graceful stop writes everything first; the
  * audit was already best effort: a failed INSERT never failed the call). ListAuditEvents waits until every event
  * queued before it is written, so a caller reads its own events. A full queue (the database unreachable for a
@@ -23,7 +23,6 @@
 
 #define AUDIT_QUEUE_MAX 4096
 #define AUDIT_BATCH 256     /* events that wake the writer at once */
-#define AUDIT_FLUSH_MS 20   /* the longest an event waits for the writer */
 #define AUDIT_SYNC_WAIT_MS 3000
 
 typedef struct audit_row {
@@ -39,6 +38,7 @@ typedef struct audit_row {
 
 struct identity_audit_queue {
         sb_db_config dbc;
+        int64_t flush_ms;
         pthread_mutex_t mu;
         pthread_cond_t wake, written;
         audit_row *rows; /* ring of AUDIT_QUEUE_MAX */
@@ -148,7 +148,7 @@ static void *writer_main(void *arg) {
                 /* Let a batch gather, unless it is big already, someone waits for it, or we are stopping. */
                 if (q->n < AUDIT_BATCH && !q->want_flush && !q->stop) {
                         struct timespec ts;
-                        ts_after(&ts, AUDIT_FLUSH_MS);
+                        ts_after(&ts, q->flush_ms);
                         while (q->n < AUDIT_BATCH && !q->want_flush && !q->stop &&
                                pthread_cond_timedwait(&q->wake, &q->mu, &ts) == 0)
                                 ;
@@ -180,11 +180,13 @@ static void *writer_main(void *arg) {
         return NULL;
 }
 
-int identity_audit_queue_start(const sb_db_config *dbc, identity_audit_queue **ret, char *err, size_t err_n) {
+int identity_audit_queue_start(const sb_db_config *dbc, int64_t flush_ms, identity_audit_queue **ret, char *err,
+                               size_t err_n) {
         identity_audit_queue *q = calloc(1, sizeof *q);
         if (!q)
                 return -ENOMEM;
         q->dbc = *dbc;
+        q->flush_ms = flush_ms;
         q->rows = calloc(AUDIT_QUEUE_MAX, sizeof *q->rows);
         q->batch = calloc(AUDIT_QUEUE_MAX, sizeof *q->batch);
         if (!q->rows || !q->batch) {

@@ -68,8 +68,10 @@ typedef struct identity_principal {
 
 /* --- the audit trail's batch writer (identity_audit_queue.c) --- */
 
-/* Starts the writer thread with its own connection from dbc (the strings must outlive the queue). */
-int identity_audit_queue_start(const sb_db_config *dbc, identity_audit_queue **ret, char *err, size_t err_n);
+/* Starts the writer thread with its own connection from dbc (the strings must outlive the queue); an event waits at
+ * most flush_ms for it. */
+int identity_audit_queue_start(const sb_db_config *dbc, int64_t flush_ms, identity_audit_queue **ret, char *err,
+                               size_t err_n);
 /* Writes what is queued, stops the thread and frees the queue. NULL is fine. */
 void identity_audit_queue_stop(identity_audit_queue *q);
 /* Queues one event; false when the queue is full or stopping (the caller then writes it itself). */

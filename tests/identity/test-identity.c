@@ -108,6 +108,25 @@ static int64_t balance(const char *token, uint64_t member, int64_t *ret_active) 
         return locked;
 }
 
+/* Audit rows of one type about one user, straight from the table. */
+static int64_t count_events(sb_db *adb, uint64_t user, int64_t type) {
+        sb_db_stmt *q;
+        SB_CHECK_EQ(sb_db_prepare(adb,
+                                  "SELECT COUNT(*) FROM sharebuy_identity.audit_events WHERE subject_user_id = ? AND "
+                                  "type = ?",
+                                  &q),
+                    0);
+        sb_db_bind_u64(q, 0, user);
+        sb_db_bind_i64(q, 1, type);
+        SB_CHECK_EQ(sb_db_execute(q), 0);
+        SB_CHECK_EQ(sb_db_fetch(q), 1);
+        int64_t n = -1;
+        sb_db_col_i64(q, 0, &n);
+        while (sb_db_fetch(q) == 1) {
+        }
+        return n;
+}
+
 int main(void) {
         SB_CHECK(sodium_init() >= 0);
         st = sb_test_stack_new((const char *const[]){ "identity", "wallet", NULL });
@@ -638,8 +657,36 @@ int main(void) {
         SB_CHECK(pkr->n_keys >= 2 && strcmp(pkr->keys[0]->alg, "ES256") == 0 && strlen(pkr->keys[0]->x) == 43);
         SB_CHECK(strstr(pkr->jwks_json, pkr->keys[0]->kid));
 
-        /* --- the per-address registration limit (restart identity with a low one) --- */
+        /* --- the trail is written in batches: events wait in memory (here up to a minute), ListAuditEvents and
+         * a graceful stop write them first --- */
         SB_CHECK_EQ(sb_test_stack_kill(st, "identity", SIGTERM), 0);
+        sb_test_stack_env(st, "identity", "SB_IDENTITY_AUDIT_FLUSH", "60s");
+        SB_CHECK_EQ(sb_test_stack_start_service(st, "identity"), 0);
+        int64_t n_resolved[4] = {0};
+        const int64_t resolved_type = SHAREBUY__IDENTITY__V1__AUDIT_EVENT_TYPE__AUDIT_EVENT_TYPE_MEMBER_CODE_RESOLVED;
+        n_resolved[0] = count_events(adb, a, resolved_type);
+        rm.consume_key = (char *)"sale:1:1"; /* a retried sale: resolves again, one event each */
+        for (int i = 0; i < 5; i++)
+                SB_CHECK_EQ(CALL("ResolveMemberCode", tok_cashier, rm, resolve_member_code_response, NULL), SB_OK);
+        n_resolved[1] = count_events(adb, a, resolved_type);
+        SB_CHECK_EQ(n_resolved[1], n_resolved[0]); /* still queued */
+        la = (Sharebuy__Identity__V1__ListAuditEventsRequest)SHAREBUY__IDENTITY__V1__LIST_AUDIT_EVENTS_REQUEST__INIT;
+        la.user_id = a;
+        la.type = (Sharebuy__Identity__V1__AuditEventType)resolved_type;
+        SB_CHECK_EQ(CALL("ListAuditEvents", tok_admin, la, list_audit_events_response, &lr), SB_OK);
+        n_resolved[2] = count_events(adb, a, resolved_type);
+        SB_CHECK_EQ(n_resolved[2], n_resolved[0] + 5); /* the list waited for them */
+        size_t n_spent = 0;
+        for (size_t i = 0; i < lr->n_events; i++)
+                n_spent += strstr(lr->events[i]->detail, "code resolved and spent") != NULL;
+        SB_CHECK(n_spent >= 5);
+        for (int i = 0; i < 7; i++)
+                SB_CHECK_EQ(CALL("ResolveMemberCode", tok_cashier, rm, resolve_member_code_response, NULL), SB_OK);
+        SB_CHECK_EQ(sb_test_stack_kill(st, "identity", SIGTERM), 0);
+        n_resolved[3] = count_events(adb, a, resolved_type);
+        SB_CHECK_EQ(n_resolved[3], n_resolved[2] + 7); /* the graceful stop wrote them */
+
+        /* --- the per-address registration limit (restart identity with a low one) --- */
         sb_test_stack_env(st, "identity", "SB_IDENTITY_REGISTER_PER_PEER", "2");
         SB_CHECK_EQ(sb_test_stack_start_service(st, "identity"), 0);
         r = (Sharebuy__Identity__V1__RegisterMemberRequest)SHAREBUY__IDENTITY__V1__REGISTER_MEMBER_REQUEST__INIT;
