@@ -21,6 +21,12 @@
  *   roles          member, merchant owner, admin tokens: PERMISSION_DENIED; no token: UNAUTHENTICATED
  *   concurrency    two chunks of 45 members (two journal transactions each) at once from two threads, three
  *                  rounds; the same chunk from two threads at once (booked once, the other replayed)
+ *   retry          the same chunk from two threads at once when every member's CV_ACTIVE is exactly its cost
+ *                  (eight rounds of 45 fresh members): both OK with the same ids, one of them replayed, the CV
+ *                  and the pool debited once — the late call must not be refused for the CV its twin spent
+ *   reserved keys  PostTransaction and ReverseTransaction (by id and by key, service and admin) under keys
+ *                  "airdrop:…": INVALID_ARGUMENT, nothing posted; the chunk of that day and number still books
+ *                  and replays; the same requests under ordinary keys pass
  *   pool           a chunk releasing one unit more than the pool holds: FAILED_PRECONDITION; one releasing exactly
  *                  what it holds: booked, the pool at 0; then one more unit is refused
  * Every refusal is checked to change nothing: the members' SP and CV_ACTIVE, the pool, CV_AIRDROP_SPENT, the number
@@ -101,8 +107,10 @@ static void open_member(uint64_t id) {
         free_msg(resp);
 }
 
-/* A PostTransaction of two legs (system account → member account) with a service token. */
-static void post_pair(const char *key, int system, int asset, uint64_t member, int64_t units, int reason) {
+/* A PostTransaction of two legs (system account → member account) with a service token: the status, the reason
+ * and message (as call()), the transaction's id into *ret_id on OK (if not NULL). */
+static sb_status post_pair_status(const char *key, int system, int asset, uint64_t member, int64_t units, int reason,
+                                  uint64_t *ret_id, char *rsn, char *msg) {
         Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
         o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
         o.id = member;
@@ -131,9 +139,21 @@ static void post_pair(const char *key, int system, int asset, uint64_t member, i
         req.n_legs = 2;
         req.legs = legs;
         req.memo = "test";
-        SB_CHECK_EQ(call("PostTransaction", &req, &sharebuy__wallet__v1__post_transaction_response__descriptor,
-                         svc_tok, NULL, NULL, NULL),
-                    SB_OK);
+        Sharebuy__Wallet__V1__PostTransactionResponse *resp = NULL;
+        sb_status s = call("PostTransaction", &req, &sharebuy__wallet__v1__post_transaction_response__descriptor,
+                           svc_tok, (void **) &resp, rsn, msg);
+        if (s == SB_OK) {
+                SB_CHECK(resp->transaction);
+                if (ret_id)
+                        *ret_id = resp->transaction->transaction_id;
+                free_msg(resp);
+        }
+        return s;
+}
+
+/* The same, which must pass. */
+static void post_pair(const char *key, int system, int asset, uint64_t member, int64_t units, int reason) {
+        SB_CHECK_EQ(post_pair_status(key, system, asset, member, units, reason, NULL, NULL, NULL), SB_OK);
 }
 
 /* Active CV for a member, as a sale gives it (CV_ISSUED → CV_ACTIVE). */
@@ -910,6 +930,213 @@ static void test_concurrent(void) {
         verify();
 }
 
+/* 10. A retry of a chunk while the first call still runs (the airdrop's worker timed out and sent it again), with
+ * every member's CV_ACTIVE exactly the cost of its share: the second call waits on the first's holder rows and then
+ * finds the CV spent — by the same chunk. It must answer the booking as a replay, not refuse the chunk for want of
+ * CV (FAILED_PRECONDITION would make the airdrop stop the day over a chunk that is booked). Several rounds of fresh
+ * members, each the same request from two threads at once; 45 members (two journal transactions) so that the two
+ * calls overlap. Whatever the answers, the ledger must show the chunk booked once. */
+enum { RETRY_ROUNDS = 8, RETRY_GROUP = 45 };
+
+static void test_retry_exact_cv(void) {
+        static uint64_t m[RETRY_ROUNDS][RETRY_GROUP];
+        for (unsigned r = 0; r < RETRY_ROUNDS; r++)
+                for (unsigned i = 0; i < RETRY_GROUP; i++) {
+                        m[r][i] = owner_id(200 + r * RETRY_GROUP + i);
+                        open_member(m[r][i]);
+                        give_cv(m[r][i], 7000 + 13 * i + r);
+                }
+        unsigned bad_rounds = 0;
+        static chunk c;
+        for (unsigned r = 0; r < RETRY_ROUNDS; r++) {
+                snap before, now;
+                snap_take(&before, m[r], RETRY_GROUP);
+                chunk_init(&c, "2025-06-03", 40 + r, PRICE);
+                int64_t sp = 0, cost = 0;
+                for (unsigned i = 0; i < RETRY_GROUP; i++) {
+                        SB_CHECK_EQ(before.cv[i], 7000 + 13 * i + r);
+                        chunk_add(&c, m[r][i], 3000 + 7 * i + r, before.cv[i]);
+                        sp += 3000 + 7 * i + r;
+                        cost += before.cv[i];
+                }
+                worker w[2];
+                at_once(&c, &c, w);
+                snap_take(&now, m[r], RETRY_GROUP);
+                /* The ledger, whatever the answers: booked once, every member's CV_ACTIVE at 0. */
+                for (unsigned i = 0; i < RETRY_GROUP; i++) {
+                        SB_CHECK_EQ(now.cv[i], 0);
+                        SB_CHECK_EQ(now.sp[i], before.sp[i] + 3000 + 7 * i + r);
+                }
+                SB_CHECK_EQ(now.pool, before.pool - sp);
+                SB_CHECK_EQ(now.spent, before.spent + cost);
+                SB_CHECK_EQ(now.n_tx, before.n_tx + 2);
+                SB_CHECK_EQ(now.n_entries, before.n_entries + 2 * RETRY_GROUP + 4);
+                /* The answers: both OK, the same transactions, exactly one of them the booking. */
+                if (w[0].status != SB_OK || w[1].status != SB_OK) {
+                        fprintf(stderr, "retry round %u (chunk %u): %s / %s\n", r, c.req.chunk_no,
+                                sb_status_name(w[0].status), sb_status_name(w[1].status));
+                        bad_rounds++;
+                } else {
+                        SB_CHECK_EQ(w[0].resp->replayed + w[1].resp->replayed, 1);
+                        SB_CHECK_EQ(w[0].resp->n_transaction_ids, RETRY_GROUP);
+                        SB_CHECK_EQ(w[1].resp->n_transaction_ids, RETRY_GROUP);
+                        for (unsigned i = 0; i < RETRY_GROUP; i++)
+                                SB_CHECK_EQ(w[0].resp->transaction_ids[i], w[1].resp->transaction_ids[i]);
+                        SB_CHECK_EQ(w[0].resp->sp_units, sp);
+                        SB_CHECK_EQ(w[1].resp->sp_units, sp);
+                        SB_CHECK_EQ(w[0].resp->cv_cost_units, cost);
+                        SB_CHECK_EQ(w[1].resp->cv_cost_units, cost);
+                }
+                for (int k = 0; k < 2; k++)
+                        if (w[k].status == SB_OK && !w[k].resp->replayed)
+                                check_booked(&c, w[k].resp, &before, &now);
+                /* Sent once more afterwards: a replay of the same transactions, nothing moves. */
+                Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *again = NULL;
+                SB_CHECK_EQ(apply(&c, svc_tok, &again, NULL, NULL), SB_OK);
+                SB_CHECK(again->replayed);
+                for (int k = 0; k < 2; k++)
+                        if (w[k].status == SB_OK)
+                                for (unsigned i = 0; i < RETRY_GROUP; i++)
+                                        SB_CHECK_EQ(again->transaction_ids[i], w[k].resp->transaction_ids[i]);
+                free_msg(again);
+                snap_same(&now);
+                free_msg(w[0].resp);
+                free_msg(w[1].resp);
+                verify_rpc();
+        }
+        if (bad_rounds)
+                fprintf(stderr, "retry: in %u of %u rounds a call of the same chunk was not answered OK\n", bad_rounds,
+                        RETRY_ROUNDS);
+        SB_CHECK_EQ(bad_rounds, 0);
+        verify();
+}
+
+/* 11. Keys "airdrop:…" in the service scope are the chunks': PostTransaction and ReverseTransaction refuse them
+ * (INVALID_ARGUMENT, nothing posted), else a posting under one would make its chunk look booked with other
+ * allotments for good. The chunk of that day and number still books afterwards. */
+#define RES_DAY "2025-06-07"
+
+static sb_status reverse_status(const char *key, uint64_t target_id, const char *target_key, const char *tok,
+                                uint64_t *ret_id, char *rsn, char *msg) {
+        Sharebuy__Common__V1__Cause cause = SHAREBUY__COMMON__V1__CAUSE__INIT;
+        cause.kind = SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_ADJUSTMENT;
+        cause.reference = "airdrop-chunk-test";
+        Sharebuy__Wallet__V1__ReverseTransactionRequest req = SHAREBUY__WALLET__V1__REVERSE_TRANSACTION_REQUEST__INIT;
+        req.idempotency_key = (char *) key;
+        if (target_key) {
+                req.target_case = SHAREBUY__WALLET__V1__REVERSE_TRANSACTION_REQUEST__TARGET_ORIGINAL_IDEMPOTENCY_KEY;
+                req.original_idempotency_key = (char *) target_key;
+        } else {
+                req.target_case = SHAREBUY__WALLET__V1__REVERSE_TRANSACTION_REQUEST__TARGET_TRANSACTION_ID;
+                req.transaction_id = target_id;
+        }
+        req.cause = &cause;
+        req.reason = "airdrop-chunk test";
+        Sharebuy__Wallet__V1__ReverseTransactionResponse *resp = NULL;
+        sb_status s = call("ReverseTransaction", &req, &sharebuy__wallet__v1__reverse_transaction_response__descriptor,
+                           tok, (void **) &resp, rsn, msg);
+        if (s == SB_OK) {
+                SB_CHECK(resp->transaction);
+                if (ret_id)
+                        *ret_id = resp->transaction->transaction_id;
+                free_msg(resp);
+        }
+        return s;
+}
+
+/* The status, reason and message of a refusal of a reserved key. */
+static void reserved_refusal(sb_status s, const char *rsn, const char *msg, const char *what, const char *key) {
+        if (s != SB_INVALID_ARGUMENT || strcmp(rsn, "REASON_FIELD_INVALID") != 0 || !strstr(msg, "airdrop:") ||
+            !strstr(msg, "reserved"))
+                fprintf(stderr, "%s under \"%s\": got %s %s \"%s\", want INVALID_ARGUMENT REASON_FIELD_INVALID"
+                                " \"…airdrop:…reserved…\"\n",
+                        what, key, sb_status_name(s), rsn, msg);
+        SB_CHECK_EQ(s, SB_INVALID_ARGUMENT);
+        SB_CHECK(strcmp(rsn, "REASON_FIELD_INVALID") == 0);
+        SB_CHECK(strstr(msg, "airdrop:"));
+        SB_CHECK(strstr(msg, "reserved"));
+}
+
+static void test_reserved_keys(void) {
+        uint64_t a = owner_id(700), b = owner_id(701);
+        open_member(a);
+        open_member(b);
+        give_cv(a, U(10));
+        give_cv(b, U(10));
+        /* A CV grant to b that the reversals below target, by id and by key. */
+        char grant[64];
+        snprintf(grant, sizeof grant, "t%" PRIu64 ":res:grant", run_id);
+        uint64_t grant_id = 0;
+        SB_CHECK_EQ(post_pair_status(grant, 4 /* CV_ISSUED */, 2 /* CV_ACTIVE */, b, U(3), 6 /* SALE_MEMBER_CV */,
+                                     &grant_id, NULL, NULL),
+                    SB_OK);
+        SB_CHECK(grant_id > 0);
+        uint64_t ids[2] = {a, b};
+        snap before;
+        snap_take(&before, ids, 2);
+
+        /* The key of the brief, the exact form of the chunk's own first part, and the bare prefix. */
+        const char *keys[] = {"airdrop:" RES_DAY ":000000:zz", "airdrop:" RES_DAY ":000000:0000", "airdrop:"};
+        char rsn[SB_RPC_REASON_MAX], msg[MSG_MAX];
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+                sb_status s = post_pair_status(keys[i], 4 /* CV_ISSUED */, 2 /* CV_ACTIVE */, a, U(1),
+                                               6 /* SALE_MEMBER_CV */, NULL, rsn, msg);
+                reserved_refusal(s, rsn, msg, "PostTransaction", keys[i]);
+                const char *toks[2] = {svc_tok, admin_tok};
+                for (int t = 0; t < 2; t++) {
+                        s = reverse_status(keys[i], grant_id, NULL, toks[t], NULL, rsn, msg);
+                        reserved_refusal(s, rsn, msg, "ReverseTransaction (by id)", keys[i]);
+                        s = reverse_status(keys[i], 0, grant, toks[t], NULL, rsn, msg);
+                        reserved_refusal(s, rsn, msg, "ReverseTransaction (by key)", keys[i]);
+                }
+                SB_CHECK(!tx_by_key(keys[i]));
+                snap_same(&before);
+        }
+        no_tx(RES_DAY, 0, 0);
+        verify_rpc();
+
+        /* The chunk of that day and number books as new, then replays. */
+        chunk c;
+        chunk_init(&c, RES_DAY, 0, PRICE);
+        chunk_add(&c, b, U(2), U(6));
+        chunk_add(&c, a, U(1), U(4));
+        Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *r = NULL;
+        SB_CHECK_EQ(apply(&c, svc_tok, &r, NULL, NULL), SB_OK);
+        snap now;
+        snap_take(&now, ids, 2);
+        check_booked(&c, r, &before, &now);
+        uint64_t chunk_tx = r->transaction_ids[0];
+        free_msg(r);
+        /* Still refused now that the chunk is booked; and the chunk still replays (not ALREADY_EXISTS). */
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+                sb_status s = post_pair_status(keys[i], 4, 2, a, U(1), 6, NULL, rsn, msg);
+                reserved_refusal(s, rsn, msg, "PostTransaction", keys[i]);
+                s = reverse_status(keys[i], grant_id, NULL, svc_tok, NULL, rsn, msg);
+                reserved_refusal(s, rsn, msg, "ReverseTransaction (by id)", keys[i]);
+        }
+        snap_same(&now);
+        SB_CHECK_EQ(apply(&c, svc_tok, &r, NULL, NULL), SB_OK);
+        SB_CHECK(r->replayed);
+        SB_CHECK_EQ(r->transaction_ids[0], chunk_tx);
+        free_msg(r);
+        snap_same(&now);
+
+        /* The refused requests were otherwise valid: under an ordinary key each posts. */
+        char k[64];
+        snprintf(k, sizeof k, "t%" PRIu64 ":res:post", run_id);
+        SB_CHECK_EQ(post_pair_status(k, 4, 2, a, U(1), 6, NULL, NULL, NULL), SB_OK);
+        snprintf(k, sizeof k, "t%" PRIu64 ":res:reverse", run_id);
+        uint64_t rev_id = 0;
+        SB_CHECK_EQ(reverse_status(k, grant_id, NULL, svc_tok, &rev_id, NULL, NULL), SB_OK);
+        SB_CHECK(rev_id > 0);
+        int64_t sp, cv;
+        balances(a, &sp, &cv);
+        SB_CHECK_EQ(cv, now.cv[0] + U(1));
+        balances(b, &sp, &cv);
+        SB_CHECK_EQ(cv, now.cv[1] - U(3));
+        verify();
+}
+
 /* 7. The pool: one unit more than it holds is refused; exactly what it holds books; then it is empty. */
 static void test_pool(void) {
         uint64_t a = owner_id(51), b = owner_id(52);
@@ -973,6 +1200,8 @@ int main(void) {
         test_bad_input();
         test_roles();
         test_concurrent();
+        test_retry_exact_cv();
+        test_reserved_keys();
         test_pool(); /* last: it empties the pool */
         sb_test_stack_free(st);
         printf("ok\n");
