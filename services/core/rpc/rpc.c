@@ -1130,7 +1130,7 @@ int sb_rpc_client_new(const sb_rpc_client_config *cfg, sb_rpc_client **ret, char
                 return -EINVAL;
         }
         sb_rpc_client *c = xcalloc(1, sizeof *c);
-        c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 4;
+        c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 7;
         c->max_response_bytes = cfg->max_response_bytes ? cfg->max_response_bytes : DEFAULT_MAX_BYTES;
         grpc_channel_credentials *creds;
         if (cfg->tls_ca_path) {
@@ -1328,7 +1328,10 @@ sb_status sb_rpc_client_call(sb_rpc_client *c, const char *path, const ProtobufC
                 if (left_ms <= backoff_ms)
                         break;
                 sleep_ms(backoff_ms);
-                backoff_ms *= 2;
+                /* 25, 50, 100, 200, 400, 500 ms: with the default 7 attempts the retries span ~1.3 s, more than
+                 * one whole reconnect backoff of the channel (at most 1 s, ±20 % jitter), so a peer that is back
+                 * is reached even when the channel had just started a long wait before its next try. */
+                backoff_ms = backoff_ms * 2 > 500 ? 500 : backoff_ms * 2;
         }
         grpc_slice_unref(req_slice);
         return st;

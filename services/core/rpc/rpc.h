@@ -172,7 +172,7 @@ typedef struct sb_rpc_client_config {
         const char *target;        /* "127.0.0.1:50052" */
         const char *tls_ca_path;   /* PEM roots: turns TLS on */
         const char *tls_override_host; /* optional: the name to check in the server's certificate */
-        int max_attempts;          /* attempts per call when the answer is UNAVAILABLE; 0 = 4 */
+        int max_attempts;          /* attempts per call when the answer is UNAVAILABLE; 0 = 7 (~1.3 s of retries) */
         size_t max_response_bytes; /* 0 = 4 MiB */
 } sb_rpc_client_config;
 
