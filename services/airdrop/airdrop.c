@@ -806,15 +806,7 @@ static int airdrop_init(const sb_config *cfg, void **ret_state, char *err, size_
         st->chunk_pause_ms = sb_config_int(cfg, "airdrop.chunk_pause");
         st->credit_workers = (int) sb_config_int(cfg, "airdrop.credit_workers");
         st->timer = sb_config_bool(cfg, "airdrop.timer");
-        st->dbc = (sb_db_config){
-                .host = sb_config_str(cfg, "db.host"),
-                .port = (unsigned) sb_config_int(cfg, "db.port"),
-                .unix_socket = sb_config_str(cfg, "db.socket"),
-                .user = sb_config_str(cfg, "db.user"),
-                .password = sb_config_str(cfg, "db.password"),
-                .database = sb_config_str(cfg, "db.name"),
-                .connect_timeout_s = 5,
-        };
+        st->dbc = *sb_service_db_config();
         /* The business day's zone is the process's: set before the runner thread reads the clock. */
         setenv("TZ", zone, 1);
         tzset();

@@ -178,17 +178,9 @@ static int identity_init(const sb_config *cfg, void **ret_state, char *err, size
                 r = -ENOMEM;
                 goto fail;
         }
-        st->dbc = (sb_db_config){
-                .host = sb_config_str(cfg, "db.host"),
-                .port = (unsigned)sb_config_int(cfg, "db.port"),
-                .unix_socket = sb_config_str(cfg, "db.socket"),
-                .user = sb_config_str(cfg, "db.user"),
-                .password = sb_config_str(cfg, "db.password"),
-                .database = sb_config_str(cfg, "db.name"),
-                .connect_timeout_s = 5,
-        };
-        if ((r = identity_audit_queue_start(&st->dbc, sb_config_int(cfg, "identity.audit_flush"), &st->audit, err,
-                                            err_n)) < 0)
+        const sb_db_config *dbc = sb_service_db_config(); /* NULL outside sb_service_main: audit written inline */
+        if (dbc && (r = identity_audit_queue_start(dbc, sb_config_int(cfg, "identity.audit_flush"), &st->audit, err,
+                                                   err_n)) < 0)
                 goto fail;
         *ret_state = st;
         return 0;

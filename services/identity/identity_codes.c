@@ -168,26 +168,35 @@ sb_status identity_member_code_check(sb_call *call, const char *text, int64_t no
         return SB_OK;
 }
 
+/* Marks an unused single-use code consumed under consume_key: 1 when this call consumed it, 0 when it was not unused
+ * (used before, under this key or another), or a negative sb_db code. */
+static int code_consume(sb_db *db, const identity_member_code *mc, const char *consume_key, uint64_t merchant_id) {
+        sb_db_stmt *q;
+        int r = sb_db_prepare(db,
+                              "UPDATE member_codes SET consume_key = ?, consumed_ms = ?, consumed_merchant_id = ? "
+                              "WHERE nonce = ? AND member_id = ? AND consume_key IS NULL",
+                              &q);
+        if (r < 0)
+                return r;
+        sb_db_bind_str(q, 0, consume_key);
+        sb_db_bind_i64(q, 1, identity_now_ms());
+        sb_db_bind_u64(q, 2, merchant_id);
+        sb_db_bind_blob(q, 3, mc->nonce, sizeof mc->nonce);
+        sb_db_bind_u64(q, 4, mc->member_id);
+        if ((r = sb_db_execute(q)) < 0)
+                return r;
+        return sb_db_affected_rows(q) == 1 ? 1 : 0;
+}
+
 /* Spend (or check) a code: 0 fine, with *ret_consumed; 1 used under another key; negative sb_db code. */
 int identity_member_code_spend(sb_db *db, const identity_member_code *mc, const char *consume_key,
                                uint64_t merchant_id, bool *ret_consumed) {
         sb_db_stmt *q;
         int r;
         if (consume_key[0] && !mc->card) {
-                r = sb_db_prepare(db,
-                                  "UPDATE member_codes SET consume_key = ?, consumed_ms = ?, consumed_merchant_id = ? "
-                                  "WHERE nonce = ? AND member_id = ? AND consume_key IS NULL",
-                                  &q);
-                if (r < 0)
+                if ((r = code_consume(db, mc, consume_key, merchant_id)) < 0)
                         return r;
-                sb_db_bind_str(q, 0, consume_key);
-                sb_db_bind_i64(q, 1, identity_now_ms());
-                sb_db_bind_u64(q, 2, merchant_id);
-                sb_db_bind_blob(q, 3, mc->nonce, sizeof mc->nonce);
-                sb_db_bind_u64(q, 4, mc->member_id);
-                if ((r = sb_db_execute(q)) < 0)
-                        return r;
-                if (sb_db_affected_rows(q) == 1) {
+                if (r == 1) {
                         *ret_consumed = true;
                         return 0;
                 }
@@ -355,22 +364,9 @@ sb_status identity_resolve_member_code(sb_call *call, const ProtobufCMessage *re
         bool consumed = false;
         int r;
         if (key[0] && !mc.card) {
-                sb_db_stmt *q;
-                r = sb_db_prepare(db,
-                                  "UPDATE member_codes SET consume_key = ?, consumed_ms = ?, consumed_merchant_id = ? "
-                                  "WHERE nonce = ? AND member_id = ? AND consume_key IS NULL",
-                                  &q);
-                if (r == 0) {
-                        sb_db_bind_str(q, 0, key);
-                        sb_db_bind_i64(q, 1, identity_now_ms());
-                        sb_db_bind_u64(q, 2, merchant_id);
-                        sb_db_bind_blob(q, 3, mc.nonce, sizeof mc.nonce);
-                        sb_db_bind_u64(q, 4, mc.member_id);
-                        r = sb_db_execute(q);
-                }
-                if (r < 0)
+                if ((r = code_consume(db, &mc, key, merchant_id)) < 0)
                         return sb_service_db_fail(call, r, "spending the code");
-                consumed = sb_db_affected_rows(q) == 1;
+                consumed = r == 1;
         }
         resolve_row x;
         if ((r = resolve_load(db, &mc, &x)) < 0)

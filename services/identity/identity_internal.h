@@ -43,7 +43,6 @@ typedef struct identity_audit_queue identity_audit_queue;
 
 typedef struct identity_state {
         identity_audit_queue *audit;  /* the audit trail's batch writer (identity_audit_queue.c) */
-        sb_db_config dbc;             /* its connection */
         sb_auth_signer *signer;
         sb_auth_verifier *verifier;   /* the public keys of auth.public_keys: tokens and member codes */
         char *jwks;                   /* the JWKS document of those keys */

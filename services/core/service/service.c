@@ -134,6 +134,10 @@ sb_metrics_registry *sb_service_metrics(void) {
         return the_runtime.metrics;
 }
 
+const sb_db_config *sb_service_db_config(void) {
+        return the_runtime.def ? &the_runtime.dbc : NULL;
+}
+
 sb_db *sb_service_db(sb_call *call) {
         struct worker *w = sb_call_worker(call);
         if (!w)

@@ -45,6 +45,10 @@ int sb_service_main(const sb_service_def *def, int argc, char **argv);
 typedef struct sb_metrics_registry sb_metrics_registry;
 sb_metrics_registry *sb_service_metrics(void);
 
+/* The database settings of this service (db.*), for a connection of a service's own thread (the workers' are
+ * sb_service_db()); valid from before def->init until after def->fini, NULL outside sb_service_main(). */
+const sb_db_config *sb_service_db_config(void);
+
 /* The database connection of the worker running this call, connected (or reconnected) on demand. NULL when the
  * database cannot be reached: the handler answers UNAVAILABLE (sb_service_db_unavailable gives the message). */
 sb_db *sb_service_db(sb_call *call);
