@@ -34,6 +34,8 @@ static const reason_text reason_texts[] = {
         { "REASON_SALE_ALREADY_VOIDED", POS_PLACE_SALE, N_("This sale was already voided.") },
         { "REASON_VOID_AFTER_CUTOFF", POS_PLACE_SALE,
           N_("This sale can no longer be voided: the day's cut-off has passed.") },
+        { "REASON_SALE_CAPTURED_AFTER_CUTOFF", POS_PLACE_SALE,
+          N_("This offline sale was taken on an earlier business day: after the cut-off it can no longer be recorded.") },
         { "REASON_SALE_UNKNOWN", POS_PLACE_SALE, N_("No such sale at this store.") },
         { "REASON_IDEMPOTENCY_KEY_REUSED", POS_PLACE_SALE,
           N_("This sale number was already used for another sale. Start the sale again.") },

@@ -631,7 +631,7 @@ static bool prepare(sb_call *call, const sb_claims *c, const merchant_row *known
                 char cday[MERCHANT_DAY_LEN + 1];
                 if (merchant_business_day(captured_ms, ms->utc_offset_min, ms->cutoff_min, cday) < 0 ||
                     strcmp(cday, p->today) != 0) {
-                        *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_UNSPECIFIED",
+                        *ret = sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_SALE_CAPTURED_AFTER_CUTOFF",
                                                    "the sale was captured in business day %s; its cut-off has passed "
                                                    "(today is %s)",
                                                    cday, p->today);

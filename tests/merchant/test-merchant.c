@@ -874,6 +874,72 @@ static void test_nearby(void) {
 /* The worst moment: the wallet has posted the sale, the merchant has not stored it. The merchant runs with a pause
  * there; the client gives up, the process is killed, started again, and the retry completes the sale: one sale, the
  * balances moved once. */
+/* After a business day's cut-off: a sale of that day can no longer be voided, and an offline sale captured in it can
+ * no longer be recorded; each is refused with its own reason and nothing moves. The service's clock cannot be moved,
+ * so the recorded sale's day is moved back in its table, and the offline sale's capture time is a day and a half
+ * ago. Last in the suite: the moved sale counts in no list or Z report checked after it. */
+static void test_cutoff(void) {
+        char *code = member_code(&VIP);
+        char sid[64], vid[64], sid2[64];
+        uniq(sid, sizeof sid, "cut", 1);
+        uniq(vid, sizeof vid, "cv", 1);
+        uniq(sid2, sizeof sid2, "cut", 2);
+        SB_CHECK_EQ(record(M1.cashier_tok, sid, code, YUAN(20), NULL), SB_OK);
+        free(code);
+        sb_db *adb = sb_test_stack_admin_db(st);
+        sb_db_stmt *q;
+        SB_CHECK_EQ(sb_db_prepare(adb,
+                                  "UPDATE sharebuy_merchant.sales SET business_day = '2001-01-01' WHERE merchant_id = ? "
+                                  "AND sale_id = ?",
+                                  &q),
+                    0);
+        sb_db_bind_u64(q, 0, M1.id);
+        sb_db_bind_str(q, 1, sid);
+        SB_CHECK_EQ(sb_db_execute(q), 0);
+        SB_CHECK_EQ(sb_db_affected_rows(q), 1);
+        bal mb = balances(K_MEMBER, VIP.id), xb = balances(K_MERCHANT, M1.id);
+        Sharebuy__Merchant__V1__VoidSaleRequest v = SHAREBUY__MERCHANT__V1__VOID_SALE_REQUEST__INIT;
+        v.sale_id = sid;
+        v.void_id = vid;
+        v.reason = "too late";
+        EXPECT_REASON(MCALL("VoidSale", &v, &sharebuy__merchant__v1__void_sale_response__descriptor, M1.owner_tok, NULL),
+                      SB_FAILED_PRECONDITION, "REASON_VOID_AFTER_CUTOFF");
+        SB_CHECK(strstr(message, "2001-01-01") && strstr(message, "cut-off"));
+        Sharebuy__Merchant__V1__GetSaleRequest g = SHAREBUY__MERCHANT__V1__GET_SALE_REQUEST__INIT;
+        g.sale_id = sid;
+        Sharebuy__Merchant__V1__Sale *s = NULL;
+        SB_CHECK_EQ(MCALL("GetSale", &g, &sharebuy__merchant__v1__sale__descriptor, M1.cashier_tok, &s), SB_OK);
+        SB_CHECK(!s->voided && s->void_transaction_id == 0);
+        free_msg(s);
+
+        /* An offline sale captured a day and a half ago. */
+        code = member_code(&VIP);
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        Sharebuy__Merchant__V1__RecordSaleRequest rq = SHAREBUY__MERCHANT__V1__RECORD_SALE_REQUEST__INIT;
+        rq.sale_id = sid2;
+        rq.member_code = code;
+        rq.spend_fen = YUAN(20);
+        rq.captured_unix_ms = (int64_t) now.tv_sec * 1000 - 36 * 3600 * 1000;
+        EXPECT_REASON(MCALL("RecordSale", &rq, &sharebuy__merchant__v1__record_sale_response__descriptor,
+                            M1.cashier_tok, NULL),
+                      SB_FAILED_PRECONDITION, "REASON_SALE_CAPTURED_AFTER_CUTOFF");
+        SB_CHECK(strstr(message, "cut-off"));
+        g.sale_id = sid2;
+        EXPECT_REASON(MCALL("GetSale", &g, &sharebuy__merchant__v1__sale__descriptor, M1.cashier_tok, NULL),
+                      SB_NOT_FOUND, "REASON_SALE_UNKNOWN");
+        /* The code was not spent: the same code records a live sale. */
+        rq.captured_unix_ms = 0;
+        SB_CHECK_EQ(MCALL("RecordSale", &rq, &sharebuy__merchant__v1__record_sale_response__descriptor, M1.cashier_tok,
+                          NULL),
+                    SB_OK);
+        free(code);
+        bal ma = balances(K_MEMBER, VIP.id), xa = balances(K_MERCHANT, M1.id);
+        SB_CHECK_EQ(ma.cv_active, mb.cv_active + YUAN(20) * 100);
+        SB_CHECK(xa.sp < xb.sp);
+        printf("after the cut-off: ok\n");
+}
+
 static void test_crash(void) {
         SB_CHECK_EQ(sb_test_stack_kill(st, "merchant", SIGTERM), 0);
         sb_test_stack_env(st, "merchant", "SB_MERCHANT_TEST_DELAY_AFTER_POST", "4s");
@@ -1061,6 +1127,7 @@ int main(void) {
         test_onboarding();
         test_nearby();
         test_crash();
+        test_cutoff();
 
         const char *verify[] = {"ledger", "verify", NULL};
         out = NULL;
