@@ -39,116 +39,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sb_stack.h"
-#include "sb_test.h"
-#include "sharebuy/wallet/v1/wallet.pb-c.h"
+#include "wallet_test.h"
 
 #define U(x) ((int64_t) (x) * 10000) /* whole CV or SP in units of 0.0001 */
 #define DAY "2025-06-01"
 #define PRICE 2000000 /* 2.00 yuan per SP, in micro-yuan */
 #define CHUNK_MAX 64
-#define MSG_MAX 512
 #define PER_TX 31 /* accounts per journal transaction of a chunk (64 legs) */
 
-static sb_test_stack *st;
-static sb_rpc_client *cli;
-static char svc_tok[SB_AUTH_TOKEN_MAX], admin_tok[SB_AUTH_TOKEN_MAX];
-static uint64_t run_id; /* random: owner ids of this run */
-
-static char *path(const char *method) {
-        static __thread char buf[128];
-        SB_CHECK_EQ(sb_rpc_method_path(&sharebuy__wallet__v1__wallet__descriptor, method, buf, sizeof buf), 0);
-        return buf;
-}
-
-/* One call; returns the status, the "sharebuy-reason" into reason and the message into msg (each if not NULL; msg
- * MSG_MAX bytes), the response into *resp (on OK). */
-static sb_status call(const char *method, const void *req, const ProtobufCMessageDescriptor *d, const char *tok,
-                      void **resp, char *reason, char *msg) {
-        char mbuf[MSG_MAX] = "", rbuf[SB_RPC_REASON_MAX] = "";
-        sb_rpc_call_opts o = {.deadline_ms = 20000, .bearer = tok, .ret_reason = rbuf};
-        ProtobufCMessage *r = NULL;
-        sb_status s = sb_rpc_client_call(cli, path(method), req, d, &o, &r, mbuf, sizeof mbuf);
-        if (reason)
-                snprintf(reason, SB_RPC_REASON_MAX, "%s", rbuf);
-        if (msg)
-                snprintf(msg, MSG_MAX, "%s", s == SB_OK ? "" : mbuf);
-        if (s == SB_OK) {
-                if (resp)
-                        *resp = r;
-                else
-                        protobuf_c_message_free_unpacked(r, NULL);
-        } else if (getenv("TEST_VERBOSE"))
-                fprintf(stderr, "  %s -> %s %s: %s\n", method, sb_status_name(s), rbuf, mbuf);
-        return s;
-}
-
-static void free_msg(void *m) {
-        if (m)
-                protobuf_c_message_free_unpacked(m, NULL);
-}
-
-static uint64_t owner_id(uint64_t n) {
-        return run_id * 1000 + n;
-}
-
-static void open_member(uint64_t id) {
-        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
-        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
-        o.id = id;
-        Sharebuy__Wallet__V1__OpenAccountsRequest req = SHAREBUY__WALLET__V1__OPEN_ACCOUNTS_REQUEST__INIT;
-        req.owner = &o;
-        Sharebuy__Wallet__V1__OpenAccountsResponse *resp;
-        SB_CHECK_EQ(call("OpenAccounts", &req, &sharebuy__wallet__v1__open_accounts_response__descriptor, svc_tok,
-                         (void **) &resp, NULL, NULL),
-                    SB_OK);
-        SB_CHECK_EQ(resp->n_accounts, 3);
-        SB_CHECK(!resp->existed);
-        free_msg(resp);
-}
-
 /* A PostTransaction of two legs (system account → member account) with a service token: the status, the reason
- * and message (as call()), the transaction's id into *ret_id on OK (if not NULL). */
+ * and message (as wt_call), the transaction's id into *ret_id on OK (if not NULL). */
 static sb_status post_pair_status(const char *key, int system, int asset, uint64_t member, int64_t units, int reason,
                                   uint64_t *ret_id, char *rsn, char *msg) {
-        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
-        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
-        o.id = member;
-        Sharebuy__Common__V1__AccountRef ra = SHAREBUY__COMMON__V1__ACCOUNT_REF__INIT,
-                                         rb = SHAREBUY__COMMON__V1__ACCOUNT_REF__INIT;
-        ra.holder_case = SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_SYSTEM;
-        ra.system = (Sharebuy__Common__V1__SystemAccount) system;
-        rb.holder_case = SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_OWNER;
-        rb.owner = &o;
-        rb.asset = (Sharebuy__Common__V1__Asset) asset;
-        Sharebuy__Common__V1__LedgerLeg la = SHAREBUY__COMMON__V1__LEDGER_LEG__INIT,
-                                        lb = SHAREBUY__COMMON__V1__LEDGER_LEG__INIT;
-        la.account = &ra;
-        la.amount_units = -units;
-        la.reason = (Sharebuy__Common__V1__LegReason) reason;
-        lb.account = &rb;
-        lb.amount_units = units;
-        lb.reason = (Sharebuy__Common__V1__LegReason) reason;
-        Sharebuy__Common__V1__LedgerLeg *legs[2] = {&la, &lb};
-        Sharebuy__Common__V1__Cause cause = SHAREBUY__COMMON__V1__CAUSE__INIT;
-        cause.kind = SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_ADJUSTMENT;
-        cause.reference = "airdrop-chunk-test";
-        Sharebuy__Wallet__V1__PostTransactionRequest req = SHAREBUY__WALLET__V1__POST_TRANSACTION_REQUEST__INIT;
-        req.idempotency_key = (char *) key;
-        req.cause = &cause;
-        req.n_legs = 2;
-        req.legs = legs;
-        req.memo = "test";
-        Sharebuy__Wallet__V1__PostTransactionResponse *resp = NULL;
-        sb_status s = call("PostTransaction", &req, &sharebuy__wallet__v1__post_transaction_response__descriptor,
-                           svc_tok, (void **) &resp, rsn, msg);
-        if (s == SB_OK) {
-                SB_CHECK(resp->transaction);
-                if (ret_id)
-                        *ret_id = resp->transaction->transaction_id;
-                free_msg(resp);
-        }
-        return s;
+        wt_legs l = {0};
+        wt_leg_system(&l, system, -units, reason);
+        wt_leg_member(&l, member, asset, units, reason);
+        return wt_post(key, &l, SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_ADJUSTMENT, "airdrop-chunk-test", "test",
+                       svc_tok, rsn, msg, ret_id, NULL);
 }
 
 /* The same, which must pass. */
@@ -172,27 +79,13 @@ static void give_sp(uint64_t member, int64_t units) {
         post_pair(k, 1 /* SP_UNRELEASED */, 3 /* SP */, member, units, 15 /* AIRDROP_SP */);
 }
 
-static void balances(uint64_t member, int64_t *sp, int64_t *cv) {
-        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
-        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
-        o.id = member;
-        Sharebuy__Wallet__V1__GetBalancesRequest req = SHAREBUY__WALLET__V1__GET_BALANCES_REQUEST__INIT;
-        req.owner = &o;
-        Sharebuy__Wallet__V1__GetBalancesResponse *resp;
-        SB_CHECK_EQ(call("GetBalances", &req, &sharebuy__wallet__v1__get_balances_response__descriptor, admin_tok,
-                         (void **) &resp, NULL, NULL),
-                    SB_OK);
-        *sp = resp->sp_units;
-        *cv = resp->cv_active_units;
-        free_msg(resp);
-}
-
 /* What remains in SP_UNRELEASED (GetSupply). */
 static int64_t pool(void) {
         Sharebuy__Wallet__V1__GetSupplyRequest req = SHAREBUY__WALLET__V1__GET_SUPPLY_REQUEST__INIT;
         Sharebuy__Wallet__V1__Supply *s;
-        SB_CHECK_EQ(call("GetSupply", &req, &sharebuy__wallet__v1__supply__descriptor, NULL, (void **) &s, NULL, NULL),
-                    SB_OK);
+        SB_CHECK_EQ(
+                wt_call("GetSupply", &req, &sharebuy__wallet__v1__supply__descriptor, NULL, (void **) &s, NULL, NULL),
+                SB_OK);
         int64_t v = s->unreleased_sp_units;
         free_msg(s);
         return v;
@@ -228,7 +121,7 @@ static void snap_take(snap *s, const uint64_t *ids, size_t n) {
         s->n = n;
         for (size_t i = 0; i < n; i++) {
                 s->id[i] = ids[i];
-                balances(ids[i], &s->sp[i], &s->cv[i]);
+                wt_balances(ids[i], &s->sp[i], &s->cv[i]);
         }
         s->pool = pool();
         s->spent = spent();
@@ -248,38 +141,6 @@ static void snap_same(const snap *before) {
         SB_CHECK_EQ(now.spent, before->spent);
         SB_CHECK_EQ(now.n_tx, before->n_tx);
         SB_CHECK_EQ(now.n_entries, before->n_entries);
-}
-
-static void verify_rpc(void) {
-        Sharebuy__Wallet__V1__VerifyLedgerRequest req = SHAREBUY__WALLET__V1__VERIFY_LEDGER_REQUEST__INIT;
-        Sharebuy__Wallet__V1__VerifyLedgerResponse *resp;
-        SB_CHECK_EQ(call("VerifyLedger", &req, &sharebuy__wallet__v1__verify_ledger_response__descriptor, admin_tok,
-                         (void **) &resp, NULL, NULL),
-                    SB_OK);
-        if (!resp->ok || getenv("TEST_VERBOSE"))
-                for (size_t i = 0; i < resp->n_problems; i++)
-                        fprintf(stderr, "verify: %s\n", resp->problems[i]);
-        SB_CHECK(resp->ok);
-        SB_CHECK(resp->transactions_checked > 0);
-        SB_CHECK(resp->supply);
-        SB_CHECK_EQ(resp->supply->unreleased_sp_units + resp->supply->treasury_sp_units +
-                            resp->supply->held_sp_units + resp->supply->burned_sp_units,
-                    resp->supply->cap_sp_units);
-        free_msg(resp);
-}
-
-/* VerifyLedger and `sharebuyctl --json ledger verify`: both must pass. */
-static void verify(void) {
-        verify_rpc();
-        char *out = NULL;
-        const char *args[] = {"--json", "ledger", "verify", NULL};
-        int rc = sb_test_stack_ctl(st, &out, args);
-        SB_CHECK(out);
-        if (rc != 0)
-                fprintf(stderr, "sharebuyctl ledger verify: %s\n", out);
-        SB_CHECK_EQ(rc, 0);
-        SB_CHECK(strstr(out, "\"ok\":true"));
-        free(out);
 }
 
 /* --- Chunks ------------------------------------------------------------------------------------------------- */
@@ -319,15 +180,15 @@ static void chunk_add(chunk *c, uint64_t member, int64_t sp, int64_t cost) {
 
 static sb_status apply(const chunk *c, const char *tok, Sharebuy__Wallet__V1__ApplyAirdropChunkResponse **resp,
                        char *reason, char *msg) {
-        return call("ApplyAirdropChunk", &c->req, &sharebuy__wallet__v1__apply_airdrop_chunk_response__descriptor, tok,
-                    (void **) resp, reason, msg);
+        return wt_call("ApplyAirdropChunk", &c->req, &sharebuy__wallet__v1__apply_airdrop_chunk_response__descriptor,
+                       tok, (void **) resp, reason, msg);
 }
 
 /* The chunk is refused with want / want_reason and a message containing want_msg; nothing moved since *before
  * (snap_same) and the ledger still verifies. */
 static void refused(const chunk *c, const char *tok, sb_status want, const char *want_reason, const char *want_msg,
                     const snap *before) {
-        char reason[SB_RPC_REASON_MAX], msg[MSG_MAX];
+        char reason[SB_RPC_REASON_MAX], msg[WT_MSG_MAX];
         sb_status s = apply(c, tok, NULL, reason, msg);
         if (s != want || (want_reason && strcmp(reason, want_reason) != 0) || !*msg ||
             (want_msg && !strstr(msg, want_msg)))
@@ -340,7 +201,7 @@ static void refused(const chunk *c, const char *tok, sb_status want, const char 
         if (want_msg)
                 SB_CHECK(strstr(msg, want_msg));
         snap_same(before);
-        verify_rpc();
+        wt_verify_rpc(true);
 }
 
 static void tx_key(char out[64], const char *day, uint32_t chunk_no, unsigned part) {
@@ -353,8 +214,8 @@ static Sharebuy__Wallet__V1__Transaction *tx_by_key(const char *k) {
         req.key_case = SHAREBUY__WALLET__V1__GET_TRANSACTION_REQUEST__KEY_IDEMPOTENCY_KEY;
         req.idempotency_key = (char *) k;
         Sharebuy__Wallet__V1__Transaction *t = NULL;
-        sb_status s = call("GetTransaction", &req, &sharebuy__wallet__v1__transaction__descriptor, admin_tok,
-                           (void **) &t, NULL, NULL);
+        sb_status s = wt_call("GetTransaction", &req, &sharebuy__wallet__v1__transaction__descriptor, admin_tok,
+                              (void **) &t, NULL, NULL);
         SB_CHECK(s == SB_OK || s == SB_NOT_FOUND);
         return t;
 }
@@ -486,7 +347,7 @@ static uint64_t id_book;
 static void test_booking(void) {
         for (unsigned i = 0; i < 4; i++) {
                 m_book[i] = owner_id(1 + i);
-                open_member(m_book[i]);
+                wt_open_member(m_book[i]);
                 give_cv(m_book[i], U(100) * (i + 1));
         }
         give_sp(m_book[0], U(3));
@@ -502,7 +363,7 @@ static void test_booking(void) {
         chunk_add(&c_book, m_book[3], U(200), U(400));
         chunk_add(&c_book, m_book[1], 1, 2);
         Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *r = NULL;
-        char reason[SB_RPC_REASON_MAX], msg[MSG_MAX];
+        char reason[SB_RPC_REASON_MAX], msg[WT_MSG_MAX];
         SB_CHECK_EQ(apply(&c_book, svc_tok, &r, reason, msg), SB_OK);
         snap_take(&now, m_book, 4);
         check_booked(&c_book, r, &before, &now);
@@ -521,8 +382,8 @@ static void test_booking(void) {
         Sharebuy__Wallet__V1__ListStatementRequest lr = SHAREBUY__WALLET__V1__LIST_STATEMENT_REQUEST__INIT;
         lr.page = &pg;
         Sharebuy__Wallet__V1__ListStatementResponse *ls;
-        SB_CHECK_EQ(call("ListStatement", &lr, &sharebuy__wallet__v1__list_statement_response__descriptor, mtok,
-                         (void **) &ls, NULL, NULL),
+        SB_CHECK_EQ(wt_call("ListStatement", &lr, &sharebuy__wallet__v1__list_statement_response__descriptor, mtok,
+                            (void **) &ls, NULL, NULL),
                     SB_OK);
         unsigned seen = 0;
         for (size_t i = 0; i < ls->n_entries; i++) {
@@ -548,8 +409,8 @@ static void test_booking(void) {
         /* The pool's statement (ADMIN): the chunk's leg, without a balance after. */
         lr.subject_case = SHAREBUY__WALLET__V1__LIST_STATEMENT_REQUEST__SUBJECT_SYSTEM;
         lr.system = SHAREBUY__COMMON__V1__SYSTEM_ACCOUNT__SYSTEM_ACCOUNT_SP_UNRELEASED;
-        SB_CHECK_EQ(call("ListStatement", &lr, &sharebuy__wallet__v1__list_statement_response__descriptor, admin_tok,
-                         (void **) &ls, NULL, NULL),
+        SB_CHECK_EQ(wt_call("ListStatement", &lr, &sharebuy__wallet__v1__list_statement_response__descriptor,
+                            admin_tok, (void **) &ls, NULL, NULL),
                     SB_OK);
         seen = 0;
         for (size_t i = 0; i < ls->n_entries; i++) {
@@ -562,7 +423,7 @@ static void test_booking(void) {
         }
         SB_CHECK_EQ(seen, 1);
         free_msg(ls);
-        verify();
+        wt_verify(true);
 }
 
 /* 2. The same request again: the first result, nothing moves. */
@@ -581,14 +442,14 @@ static void test_replay(void) {
                 free_msg(r);
                 snap_same(&before);
         }
-        verify();
+        wt_verify(true);
 }
 
 /* 3. The same day and chunk with other allotments: ALREADY_EXISTS. */
 static void test_key_reuse(void) {
         snap before;
         uint64_t extra = owner_id(5);
-        open_member(extra);
+        wt_open_member(extra);
         give_cv(extra, U(10));
         uint64_t ids[5] = {m_book[0], m_book[1], m_book[2], m_book[3], extra};
         snap_take(&before, ids, 5);
@@ -629,7 +490,7 @@ static void test_key_reuse(void) {
         SB_CHECK_EQ(r->transaction_ids[0], id_book);
         free_msg(r);
         snap_same(&before);
-        verify();
+        wt_verify(true);
 }
 
 /* 4. One member's cost above its active CV: the whole chunk is refused, nobody moves. */
@@ -637,7 +498,7 @@ static void test_cv_short(void) {
         uint64_t m[5];
         for (unsigned i = 0; i < 5; i++) {
                 m[i] = owner_id(11 + i);
-                open_member(m[i]);
+                wt_open_member(m[i]);
                 give_cv(m[i], U(50));
         }
         give_sp(m[0], U(1));
@@ -674,13 +535,13 @@ static void test_cv_short(void) {
         check_booked(&c, r, &before, &now);
         free_msg(r);
         SB_CHECK_EQ(now.cv[2], 0);
-        verify();
+        wt_verify(true);
 }
 
 /* 5. An owner the ledger does not know: NOT_FOUND, nobody moves. */
 static void test_no_accounts(void) {
         uint64_t known = owner_id(21), unknown = owner_id(22);
-        open_member(known);
+        wt_open_member(known);
         give_cv(known, U(10));
         uint64_t ids[1] = {known};
         snap before;
@@ -699,14 +560,14 @@ static void test_no_accounts(void) {
         snprintf(who, sizeof who, "merchant %" PRIu64, known);
         refused(&c, svc_tok, SB_NOT_FOUND, "REASON_ACCOUNT_UNKNOWN", who, &before);
         no_tx(DAY, 3, 0);
-        verify();
+        wt_verify(true);
 }
 
 /* 6. Bad requests: INVALID_ARGUMENT before anything is read or written. */
 static void test_bad_input(void) {
         uint64_t a = owner_id(31), b = owner_id(32);
-        open_member(a);
-        open_member(b);
+        wt_open_member(a);
+        wt_open_member(b);
         give_cv(a, U(10));
         give_cv(b, U(10));
         uint64_t ids[2] = {a, b};
@@ -779,13 +640,13 @@ static void test_bad_input(void) {
         c.owner[1].id = 0;
         refused(&c, svc_tok, SB_INVALID_ARGUMENT, inv, "owner", &before);
         no_tx(DAY, 4, 0);
-        verify();
+        wt_verify(true);
 }
 
 /* 8. Only a service may book a chunk. */
 static void test_roles(void) {
         uint64_t a = owner_id(41);
-        open_member(a);
+        wt_open_member(a);
         give_cv(a, U(10));
         uint64_t ids[1] = {a};
         snap before;
@@ -805,7 +666,7 @@ static void test_roles(void) {
         sb_test_stack_role_token(st, SB_ROLE_MEMBER, m_book[0], 0, 0, 0, tok);
         refused(&c_book, tok, SB_PERMISSION_DENIED, "REASON_ROLE_NOT_ALLOWED", NULL, &before);
         no_tx(DAY, 5, 0);
-        verify();
+        wt_verify(true);
 }
 
 /* 9. Two chunks at once from two threads (the airdrop's two credit workers). */
@@ -816,7 +677,7 @@ typedef struct worker {
         pthread_barrier_t *go;
         sb_status status;
         Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *resp;
-        char msg[MSG_MAX];
+        char msg[WT_MSG_MAX];
 } worker;
 
 static void *worker_run(void *p) {
@@ -848,7 +709,7 @@ static void test_concurrent(void) {
         static uint64_t m[2 * GROUP];
         for (unsigned i = 0; i < 2 * GROUP; i++) {
                 m[i] = owner_id(100 + i);
-                open_member(m[i]);
+                wt_open_member(m[i]);
                 give_cv(m[i], U(100) + i);
         }
         /* Each round: chunk 2r+10 pays the first group, chunk 2r+11 the second (consecutive numbers: different
@@ -903,9 +764,9 @@ static void test_concurrent(void) {
                 }
                 free_msg(w[0].resp);
                 free_msg(w[1].resp);
-                verify_rpc();
+                wt_verify_rpc(true);
         }
-        verify();
+        wt_verify(true);
 
         /* The same chunk from two threads at once: booked once; both answer its transactions. */
         snap before, now;
@@ -927,7 +788,7 @@ static void test_concurrent(void) {
         check_booked(&same, w[0].resp->replayed ? w[1].resp : w[0].resp, &before, &now);
         free_msg(w[0].resp);
         free_msg(w[1].resp);
-        verify();
+        wt_verify(true);
 }
 
 /* 10. A retry of a chunk while the first call still runs (the airdrop's worker timed out and sent it again), with
@@ -943,7 +804,7 @@ static void test_retry_exact_cv(void) {
         for (unsigned r = 0; r < RETRY_ROUNDS; r++)
                 for (unsigned i = 0; i < RETRY_GROUP; i++) {
                         m[r][i] = owner_id(200 + r * RETRY_GROUP + i);
-                        open_member(m[r][i]);
+                        wt_open_member(m[r][i]);
                         give_cv(m[r][i], 7000 + 13 * i + r);
                 }
         unsigned bad_rounds = 0;
@@ -1002,13 +863,13 @@ static void test_retry_exact_cv(void) {
                 snap_same(&now);
                 free_msg(w[0].resp);
                 free_msg(w[1].resp);
-                verify_rpc();
+                wt_verify_rpc(true);
         }
         if (bad_rounds)
                 fprintf(stderr, "retry: in %u of %u rounds a call of the same chunk was not answered OK\n", bad_rounds,
                         RETRY_ROUNDS);
         SB_CHECK_EQ(bad_rounds, 0);
-        verify();
+        wt_verify(true);
 }
 
 /* 11. Keys "airdrop:…" in the service scope are the chunks': PostTransaction and ReverseTransaction refuse them
@@ -1033,8 +894,9 @@ static sb_status reverse_status(const char *key, uint64_t target_id, const char 
         req.cause = &cause;
         req.reason = "airdrop-chunk test";
         Sharebuy__Wallet__V1__ReverseTransactionResponse *resp = NULL;
-        sb_status s = call("ReverseTransaction", &req, &sharebuy__wallet__v1__reverse_transaction_response__descriptor,
-                           tok, (void **) &resp, rsn, msg);
+        sb_status s = wt_call("ReverseTransaction", &req,
+                              &sharebuy__wallet__v1__reverse_transaction_response__descriptor, tok, (void **) &resp,
+                              rsn, msg);
         if (s == SB_OK) {
                 SB_CHECK(resp->transaction);
                 if (ret_id)
@@ -1059,8 +921,8 @@ static void reserved_refusal(sb_status s, const char *rsn, const char *msg, cons
 
 static void test_reserved_keys(void) {
         uint64_t a = owner_id(700), b = owner_id(701);
-        open_member(a);
-        open_member(b);
+        wt_open_member(a);
+        wt_open_member(b);
         give_cv(a, U(10));
         give_cv(b, U(10));
         /* A CV grant to b that the reversals below target, by id and by key. */
@@ -1077,7 +939,7 @@ static void test_reserved_keys(void) {
 
         /* The key of the brief, the exact form of the chunk's own first part, and the bare prefix. */
         const char *keys[] = {"airdrop:" RES_DAY ":000000:zz", "airdrop:" RES_DAY ":000000:0000", "airdrop:"};
-        char rsn[SB_RPC_REASON_MAX], msg[MSG_MAX];
+        char rsn[SB_RPC_REASON_MAX], msg[WT_MSG_MAX];
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
                 sb_status s = post_pair_status(keys[i], 4 /* CV_ISSUED */, 2 /* CV_ACTIVE */, a, U(1),
                                                6 /* SALE_MEMBER_CV */, NULL, rsn, msg);
@@ -1093,7 +955,7 @@ static void test_reserved_keys(void) {
                 snap_same(&before);
         }
         no_tx(RES_DAY, 0, 0);
-        verify_rpc();
+        wt_verify_rpc(true);
 
         /* The chunk of that day and number books as new, then replays. */
         chunk c;
@@ -1130,18 +992,18 @@ static void test_reserved_keys(void) {
         SB_CHECK_EQ(reverse_status(k, grant_id, NULL, svc_tok, &rev_id, NULL, NULL), SB_OK);
         SB_CHECK(rev_id > 0);
         int64_t sp, cv;
-        balances(a, &sp, &cv);
+        wt_balances(a, &sp, &cv);
         SB_CHECK_EQ(cv, now.cv[0] + U(1));
-        balances(b, &sp, &cv);
+        wt_balances(b, &sp, &cv);
         SB_CHECK_EQ(cv, now.cv[1] - U(3));
-        verify();
+        wt_verify(true);
 }
 
 /* 7. The pool: one unit more than it holds is refused; exactly what it holds books; then it is empty. */
 static void test_pool(void) {
         uint64_t a = owner_id(51), b = owner_id(52);
-        open_member(a);
-        open_member(b);
+        wt_open_member(a);
+        wt_open_member(b);
         give_cv(a, U(1000));
         give_cv(b, U(1000));
         uint64_t ids[2] = {a, b};
@@ -1170,27 +1032,20 @@ static void test_pool(void) {
         check_booked(&c, r, &before, &now);
         free_msg(r);
         SB_CHECK_EQ(now.pool, 0);
-        verify();
+        wt_verify(true);
         /* Empty: one unit is too much. */
         chunk_init(&c, DAY, 7, PRICE);
         chunk_add(&c, a, 1, 1);
         refused(&c, svc_tok, SB_FAILED_PRECONDITION, "REASON_INSUFFICIENT_BALANCE", "SP_UNRELEASED", &now);
         no_tx(DAY, 7, 0);
-        verify();
+        wt_verify(true);
 }
 
 int main(void) {
         static const char *const services[] = {"wallet", NULL};
-        uint64_t r;
-        FILE *f = fopen("/dev/urandom", "rb");
-        SB_CHECK(f && fread(&r, sizeof r, 1, f) == 1);
-        fclose(f);
-        run_id = r % UINT64_C(1000000000000) + 1;
-
+        run_id = wt_random_run_id();
         st = sb_test_stack_start(services);
-        cli = sb_test_stack_client(st, "wallet");
-        sb_test_stack_role_token(st, SB_ROLE_SERVICE, 0, 0, 0, 0, svc_tok);
-        sb_test_stack_role_token(st, SB_ROLE_ADMIN, 1, 0, 0, 0, admin_tok);
+        wt_connect();
 
         test_booking();
         test_replay();

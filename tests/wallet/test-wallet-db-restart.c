@@ -28,9 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sb_stack.h"
-#include "sb_test.h"
-#include "sharebuy/wallet/v1/wallet.pb-c.h"
+#include "wallet_test.h"
 
 enum {
         THREADS = 6,
@@ -42,10 +40,6 @@ enum {
 #define LOAD_DEADLINE_MS 40000 /* every key settled, from the start of the load */
 #define CALL_DEADLINE_MS 10000
 
-static sb_test_stack *st;
-static sb_rpc_client *cli;
-static char svc_tok[SB_AUTH_TOKEN_MAX], admin_tok[SB_AUTH_TOKEN_MAX];
-static uint64_t run_id;
 static int64_t load_deadline;
 
 static atomic_int acked, in_flight, failed_calls, unknown_commits, replays, unresolved;
@@ -91,86 +85,17 @@ static void sleep_ms(unsigned ms) {
                 }                                                                                                    \
         } while (0)
 
-static sb_status call(const char *method, const void *req, const ProtobufCMessageDescriptor *d, const char *tok,
-                      void **resp, char *msg, size_t msg_n) {
-        char path[128], rbuf[SB_RPC_REASON_MAX] = "";
-        SB_CHECK_EQ(sb_rpc_method_path(&sharebuy__wallet__v1__wallet__descriptor, method, path, sizeof path), 0);
-        sb_rpc_call_opts o = {.deadline_ms = CALL_DEADLINE_MS, .bearer = tok, .ret_reason = rbuf};
-        ProtobufCMessage *r = NULL;
-        sb_status s = sb_rpc_client_call(cli, path, req, d, &o, &r, msg, msg_n);
-        if (s == SB_OK) {
-                if (resp)
-                        *resp = r;
-                else
-                        protobuf_c_message_free_unpacked(r, NULL);
-        } else if (getenv("TEST_VERBOSE")) {
-                fprintf(stderr, "  %s -> %s %s: %s\n", method, sb_status_name(s), rbuf, msg);
-        }
-        return s;
-}
-
-static void free_msg(void *m) {
-        if (m)
-                protobuf_c_message_free_unpacked(m, NULL);
-}
-
-static void open_member(uint64_t id) {
-        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
-        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
-        o.id = id;
-        Sharebuy__Wallet__V1__OpenAccountsRequest req = SHAREBUY__WALLET__V1__OPEN_ACCOUNTS_REQUEST__INIT;
-        req.owner = &o;
-        char msg[512];
-        SB_CHECK_EQ(call("OpenAccounts", &req, &sharebuy__wallet__v1__open_accounts_response__descriptor, svc_tok, NULL,
-                         msg, sizeof msg),
-                    SB_OK);
-}
-
 static void key_text(char *buf, size_t n, unsigned thread, unsigned i) {
         snprintf(buf, n, "dbr%" PRIu64 ":%u:%u", run_id, thread, i);
 }
 
 /* One PostTransaction: CV_ISSUED -UNIT, the member's active CV +UNIT. */
-static sb_status post(const char *key, uint64_t member, uint64_t *ret_tx, bool *ret_replayed, char *msg,
-                      size_t msg_n) {
-        Sharebuy__Common__V1__OwnerRef owner = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
-        owner.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
-        owner.id = member;
-        Sharebuy__Common__V1__AccountRef refs[2] = {SHAREBUY__COMMON__V1__ACCOUNT_REF__INIT,
-                                                    SHAREBUY__COMMON__V1__ACCOUNT_REF__INIT};
-        refs[0].holder_case = SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_SYSTEM;
-        refs[0].system = (Sharebuy__Common__V1__SystemAccount) 4; /* CV_ISSUED */
-        refs[1].holder_case = SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_OWNER;
-        refs[1].owner = &owner;
-        refs[1].asset = (Sharebuy__Common__V1__Asset) 2; /* active CV */
-        Sharebuy__Common__V1__LedgerLeg legs[2] = {SHAREBUY__COMMON__V1__LEDGER_LEG__INIT,
-                                                   SHAREBUY__COMMON__V1__LEDGER_LEG__INIT};
-        Sharebuy__Common__V1__LedgerLeg *ptrs[2] = {&legs[0], &legs[1]};
-        for (int i = 0; i < 2; i++) {
-                legs[i].account = &refs[i];
-                legs[i].amount_units = i == 0 ? -UNIT : UNIT;
-                legs[i].reason = (Sharebuy__Common__V1__LegReason) 6;
-        }
-        Sharebuy__Common__V1__Cause cause = SHAREBUY__COMMON__V1__CAUSE__INIT;
-        cause.kind = SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_AIRDROP;
-        cause.reference = "2026-01-01";
-        Sharebuy__Wallet__V1__PostTransactionRequest req = SHAREBUY__WALLET__V1__POST_TRANSACTION_REQUEST__INIT;
-        req.idempotency_key = (char *) key;
-        req.cause = &cause;
-        req.n_legs = 2;
-        req.legs = ptrs;
-        req.memo = "db restart";
-        Sharebuy__Wallet__V1__PostTransactionResponse *resp = NULL;
-        sb_status s = call("PostTransaction", &req, &sharebuy__wallet__v1__post_transaction_response__descriptor,
-                           svc_tok, (void **) &resp, msg, msg_n);
-        if (s == SB_OK) {
-                SB_CHECK(resp->transaction);
-                SB_CHECK(resp->transaction->transaction_id > 0);
-                *ret_tx = resp->transaction->transaction_id;
-                *ret_replayed = resp->replayed;
-        }
-        free_msg(resp);
-        return s;
+static sb_status post(const char *key, uint64_t member, uint64_t *ret_tx, bool *ret_replayed, char *msg) {
+        wt_legs l = {0};
+        wt_leg_system(&l, 4 /* CV_ISSUED */, -UNIT, 6);
+        wt_leg_member(&l, member, 2 /* active CV */, UNIT, 6);
+        return wt_post(key, &l, SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_AIRDROP, "2026-01-01", "db restart",
+                       svc_tok, NULL, msg, ret_tx, ret_replayed);
 }
 
 static void *client_thread(void *p) {
@@ -181,11 +106,11 @@ static void *client_thread(void *p) {
                 key_text(key, sizeof key, c->index, i);
                 /* Retry with the same key until the outcome is known, as a client must. */
                 for (unsigned attempt = 0;; attempt++) {
-                        char msg[512] = "";
+                        char msg[WT_MSG_MAX] = "";
                         uint64_t tx = 0;
                         bool replayed = false;
                         atomic_fetch_add(&in_flight, 1);
-                        sb_status s = post(key, c->member, &tx, &replayed, msg, sizeof msg);
+                        sb_status s = post(key, c->member, &tx, &replayed, msg);
                         atomic_fetch_sub(&in_flight, 1);
                         if (s == SB_OK) {
                                 c->keys[i].tx_id = tx;
@@ -332,46 +257,14 @@ static void check_journal(void) {
                                       " WHERE a.owner_kind = 1 AND a.asset = 2 AND a.owner_id = ?",
                                       c->member),
                             acked_here * UNIT);
-                Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
-                o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
-                o.id = c->member;
-                Sharebuy__Wallet__V1__GetBalancesRequest req = SHAREBUY__WALLET__V1__GET_BALANCES_REQUEST__INIT;
-                req.owner = &o;
-                Sharebuy__Wallet__V1__GetBalancesResponse *resp;
-                char msg[512];
-                SB_CHECK_EQ(call("GetBalances", &req, &sharebuy__wallet__v1__get_balances_response__descriptor,
-                                 admin_tok, (void **) &resp, msg, sizeof msg),
-                            SB_OK);
-                SB_CHECK_EQ(resp->cv_active_units, acked_here * UNIT);
-                free_msg(resp);
+                int64_t cv;
+                wt_balances(c->member, NULL, &cv);
+                SB_CHECK_EQ(cv, acked_here * UNIT);
         }
         SB_CHECK_EQ(finished, atomic_load(&acked));
         /* An unresolved key (only when the deadline passed) may be there once or not at all; the check above
          * refused twice. Every other row is a finished key. */
         SB_CHECK(rows >= finished && rows <= finished + atomic_load(&unresolved));
-}
-
-static void verify(void) {
-        Sharebuy__Wallet__V1__VerifyLedgerRequest req = SHAREBUY__WALLET__V1__VERIFY_LEDGER_REQUEST__INIT;
-        Sharebuy__Wallet__V1__VerifyLedgerResponse *resp;
-        char msg[512];
-        SB_CHECK_EQ(call("VerifyLedger", &req, &sharebuy__wallet__v1__verify_ledger_response__descriptor, admin_tok,
-                         (void **) &resp, msg, sizeof msg),
-                    SB_OK);
-        for (size_t i = 0; i < resp->n_problems; i++)
-                fprintf(stderr, "verify: %s\n", resp->problems[i]);
-        SB_CHECK(resp->ok);
-        SB_CHECK(resp->transactions_checked >= (uint64_t) atomic_load(&acked));
-        free_msg(resp);
-
-        char *out = NULL;
-        int rc = sb_test_stack_ctl(st, &out, (const char *const[]){"--json", "ledger", "verify", NULL});
-        SB_CHECK(out);
-        if (rc != 0 || !strstr(out, "\"ok\":true"))
-                fprintf(stderr, "sharebuyctl ledger verify (exit %d): %s\n", rc, out);
-        SB_CHECK_EQ(rc, 0);
-        SB_CHECK(strstr(out, "\"ok\":true"));
-        free(out);
 }
 
 int main(void) {
@@ -387,24 +280,21 @@ int main(void) {
                         return SB_TEST_SKIP;
                 }
         }
-        uint64_t r;
-        FILE *f = fopen("/dev/urandom", "rb");
-        SB_CHECK(f && fread(&r, sizeof r, 1, f) == 1);
-        fclose(f);
-        run_id = r % UINT64_C(1000000000000) + 1;
+        run_id = wt_random_run_id();
         srand((unsigned) run_id);
 
         st = sb_test_stack_start((const char *const[]){"wallet", NULL}); /* exits 77 without a test database */
-        cli = sb_test_stack_client(st, "wallet");
-        sb_test_stack_role_token(st, SB_ROLE_SERVICE, 0, 0, 0, 0, svc_tok);
-        sb_test_stack_role_token(st, SB_ROLE_ADMIN, 1, 0, 0, 0, admin_tok);
+        wt_connect();
+        wt_deadline_ms = CALL_DEADLINE_MS;
         pid_t wallet_pid = sb_test_stack_pid(st, "wallet");
 
         pthread_t th[THREADS];
         for (unsigned t = 0; t < THREADS; t++) {
                 clients[t].index = t;
-                clients[t].member = run_id * 1000 + t;
-                open_member(clients[t].member);
+                clients[t].member = owner_id(t);
+                SB_CHECK_EQ(wt_open_accounts(SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER, clients[t].member,
+                                             NULL),
+                            SB_OK);
         }
         load_deadline = now_ms() + LOAD_DEADLINE_MS;
         for (unsigned t = 0; t < THREADS; t++)
@@ -431,7 +321,8 @@ int main(void) {
         SB_CHECK_EQ(kill(wallet_pid, 0), 0);
 
         check_journal();
-        verify();
+        /* VerifyLedger (having checked at least every acknowledged posting) and sharebuyctl. */
+        SB_CHECK(wt_verify(true) >= (uint64_t) atomic_load(&acked));
         SB_CHECK_EQ(atomic_load(&unresolved), 0);
         sb_test_stack_free(st); /* SIGTERM: the wallet must exit 0 */
         printf("ok\n");

@@ -20,212 +20,58 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sb_stack.h"
-#include "sb_test.h"
 #include "sharebuy/identity/v1/identity.pb-c.h"
 #include "sharebuy/merchant/v1/merchant.pb-c.h"
 #include "sharebuy/region/v1/region.pb-c.h"
-#include "sharebuy/wallet/v1/wallet.pb-c.h"
-
-static sb_test_stack *st;
-static sb_rpc_client *cli;
-static char svc_tok[SB_AUTH_TOKEN_MAX], admin_tok[SB_AUTH_TOKEN_MAX];
-static uint64_t run_id; /* random, so that owner ids and keys of parallel runs never meet */
+#include "wallet_test.h"
 
 #define SP(x) ((int64_t) (x) * 10000)
 
-static char *path(const char *method) {
-        static __thread char buf[128];
-        SB_CHECK_EQ(sb_rpc_method_path(&sharebuy__wallet__v1__wallet__descriptor, method, buf, sizeof buf), 0);
-        return buf;
-}
-
-/* One call; returns the status, the reason into reason (if not NULL), the response into *resp (on OK). */
+/* One call to the wallet; returns the status, the reason into reason (if not NULL), the response into *resp (on
+ * OK). */
 static sb_status call(const char *method, const void *req, const ProtobufCMessageDescriptor *d, const char *tok,
                       void **resp, char *reason) {
-        char msg[512], rbuf[SB_RPC_REASON_MAX] = "";
-        sb_rpc_call_opts o = {.deadline_ms = 20000, .bearer = tok, .ret_reason = rbuf};
-        ProtobufCMessage *r = NULL;
-        sb_status s = sb_rpc_client_call(cli, path(method), req, d, &o, &r, msg, sizeof msg);
-        if (reason)
-                snprintf(reason, SB_RPC_REASON_MAX, "%s", rbuf);
-        if (s == SB_OK) {
-                if (resp)
-                        *resp = r;
-                else
-                        protobuf_c_message_free_unpacked(r, NULL);
-        } else if (getenv("TEST_VERBOSE"))
-                fprintf(stderr, "  %s -> %s %s: %s\n", method, sb_status_name(s), rbuf, msg);
-        return s;
+        return wt_call(method, req, d, tok, resp, reason, NULL);
 }
 
 /* One call to another service of the stack (full method path). */
 static sb_status pcall(const char *svc, const char *full_path, const void *req, const ProtobufCMessageDescriptor *d,
                        const char *tok, void **resp, char *reason) {
-        char msg[512], rbuf[SB_RPC_REASON_MAX] = "";
-        sb_rpc_call_opts o = {.deadline_ms = 20000, .bearer = tok, .ret_reason = rbuf};
-        ProtobufCMessage *r = NULL;
-        sb_status s = sb_rpc_client_call(sb_test_stack_client(st, svc), full_path, req, d, &o, &r, msg, sizeof msg);
-        if (reason)
-                snprintf(reason, SB_RPC_REASON_MAX, "%s", rbuf);
-        if (s == SB_OK) {
-                if (resp)
-                        *resp = r;
-                else
-                        protobuf_c_message_free_unpacked(r, NULL);
-        } else if (getenv("TEST_VERBOSE"))
-                fprintf(stderr, "  %s -> %s %s: %s\n", full_path, sb_status_name(s), rbuf, msg);
-        return s;
-}
-
-static void free_msg(void *m) {
-        if (m)
-                protobuf_c_message_free_unpacked(m, NULL);
-}
-
-static uint64_t owner_id(uint64_t n) {
-        return run_id * 1000 + n;
+        return wt_call_path(sb_test_stack_client(st, svc), full_path, req, d, tok, resp, reason, NULL);
 }
 
 static void open_member(uint64_t id) {
-        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
-        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
-        o.id = id;
-        Sharebuy__Wallet__V1__OpenAccountsRequest req = SHAREBUY__WALLET__V1__OPEN_ACCOUNTS_REQUEST__INIT;
-        req.owner = &o;
-        Sharebuy__Wallet__V1__OpenAccountsResponse *resp;
-        SB_CHECK_EQ(call("OpenAccounts", &req, &sharebuy__wallet__v1__open_accounts_response__descriptor, svc_tok,
-                         (void **) &resp, NULL),
-                    SB_OK);
-        SB_CHECK_EQ(resp->n_accounts, 3);
-        SB_CHECK(!resp->existed);
-        free_msg(resp);
+        wt_open_member(id);
         /* Opening again is not an error. */
-        SB_CHECK_EQ(call("OpenAccounts", &req, &sharebuy__wallet__v1__open_accounts_response__descriptor, svc_tok,
-                         (void **) &resp, NULL),
-                    SB_OK);
+        Sharebuy__Wallet__V1__OpenAccountsResponse *resp;
+        SB_CHECK_EQ(wt_open_accounts(SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER, id, &resp), SB_OK);
         SB_CHECK(resp->existed);
         free_msg(resp);
 }
 
-/* A leg builder over caller-provided storage. */
-typedef struct legbuf {
-        Sharebuy__Common__V1__LedgerLeg legs[8];
-        Sharebuy__Common__V1__AccountRef refs[8];
-        Sharebuy__Common__V1__OwnerRef owners[8];
-        Sharebuy__Common__V1__LedgerLeg *ptrs[8];
-        size_t n;
-} legbuf;
-
-static void leg_member(legbuf *b, uint64_t member, int asset, int64_t amount, int reason) {
-        size_t i = b->n++;
-        sharebuy__common__v1__owner_ref__init(&b->owners[i]);
-        b->owners[i].kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
-        b->owners[i].id = member;
-        sharebuy__common__v1__account_ref__init(&b->refs[i]);
-        b->refs[i].holder_case = SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_OWNER;
-        b->refs[i].owner = &b->owners[i];
-        b->refs[i].asset = (Sharebuy__Common__V1__Asset) asset;
-        sharebuy__common__v1__ledger_leg__init(&b->legs[i]);
-        b->legs[i].account = &b->refs[i];
-        b->legs[i].amount_units = amount;
-        b->legs[i].reason = (Sharebuy__Common__V1__LegReason) reason;
-        b->ptrs[i] = &b->legs[i];
-}
-
-static void leg_system(legbuf *b, int system, int64_t amount, int reason) {
-        size_t i = b->n++;
-        sharebuy__common__v1__account_ref__init(&b->refs[i]);
-        b->refs[i].holder_case = SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_SYSTEM;
-        b->refs[i].system = (Sharebuy__Common__V1__SystemAccount) system;
-        sharebuy__common__v1__ledger_leg__init(&b->legs[i]);
-        b->legs[i].account = &b->refs[i];
-        b->legs[i].amount_units = amount;
-        b->legs[i].reason = (Sharebuy__Common__V1__LegReason) reason;
-        b->ptrs[i] = &b->legs[i];
-}
-
-/* PostTransaction with a service token; returns the status and fills tx_id / replayed on OK. */
-static sb_status post(const char *key, legbuf *b, const char *tok, char *reason, uint64_t *tx_id, bool *replayed) {
-        Sharebuy__Common__V1__Cause cause = SHAREBUY__COMMON__V1__CAUSE__INIT;
-        cause.kind = SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_AIRDROP;
-        cause.reference = "2026-01-01";
-        Sharebuy__Wallet__V1__PostTransactionRequest req = SHAREBUY__WALLET__V1__POST_TRANSACTION_REQUEST__INIT;
-        req.idempotency_key = (char *) key;
-        req.cause = &cause;
-        req.n_legs = b->n;
-        req.legs = b->ptrs;
-        req.memo = "test";
-        Sharebuy__Wallet__V1__PostTransactionResponse *resp = NULL;
-        sb_status s = call("PostTransaction", &req, &sharebuy__wallet__v1__post_transaction_response__descriptor, tok,
-                           (void **) &resp, reason);
-        if (s == SB_OK) {
-                SB_CHECK(resp->transaction);
-                SB_CHECK_EQ(resp->transaction->n_legs, b->n);
-                SB_CHECK_EQ(strlen(resp->transaction->chain_hash_hex), 64);
-                if (tx_id)
-                        *tx_id = resp->transaction->transaction_id;
-                if (replayed)
-                        *replayed = resp->replayed;
-        }
-        free_msg(resp);
-        return s;
+/* PostTransaction (cause AIRDROP of 2026-01-01); returns the status and fills tx_id / replayed on OK. */
+static sb_status post(const char *key, const wt_legs *b, const char *tok, char *reason, uint64_t *tx_id,
+                      bool *replayed) {
+        return wt_post(key, b, SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_AIRDROP, "2026-01-01", "test", tok,
+                       reason, NULL, tx_id, replayed);
 }
 
 /* Gives a member SP out of the unreleased pool, as an airdrop would. */
 static void fund_sp(uint64_t member, int64_t units, const char *key) {
-        legbuf b = {0};
-        leg_system(&b, 1 /* SP_UNRELEASED */, -units, 15);
-        leg_member(&b, member, 3, units, 15);
+        wt_legs b = {0};
+        wt_leg_system(&b, 1 /* SP_UNRELEASED */, -units, 15);
+        wt_leg_member(&b, member, 3, units, 15);
         SB_CHECK_EQ(post(key, &b, svc_tok, NULL, NULL, NULL), SB_OK);
 }
 
 static int64_t sp_of(uint64_t member) {
-        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
-        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
-        o.id = member;
-        Sharebuy__Wallet__V1__GetBalancesRequest req = SHAREBUY__WALLET__V1__GET_BALANCES_REQUEST__INIT;
-        req.owner = &o;
-        Sharebuy__Wallet__V1__GetBalancesResponse *resp;
-        SB_CHECK_EQ(call("GetBalances", &req, &sharebuy__wallet__v1__get_balances_response__descriptor, admin_tok,
-                         (void **) &resp, NULL),
-                    SB_OK);
-        int64_t v = resp->sp_units;
-        free_msg(resp);
+        int64_t v;
+        wt_balances(member, &v, NULL);
         return v;
 }
 
 static void key(char *buf, size_t n, const char *what, unsigned i) {
         snprintf(buf, n, "t%" PRIu64 ":%s:%u", run_id, what, i);
-}
-
-/* Verify by RPC and by sharebuyctl; both must pass (or both fail when expect_ok is false). */
-static void verify(bool expect_ok) {
-        Sharebuy__Wallet__V1__VerifyLedgerRequest req = SHAREBUY__WALLET__V1__VERIFY_LEDGER_REQUEST__INIT;
-        Sharebuy__Wallet__V1__VerifyLedgerResponse *resp;
-        SB_CHECK_EQ(call("VerifyLedger", &req, &sharebuy__wallet__v1__verify_ledger_response__descriptor, admin_tok,
-                         (void **) &resp, NULL),
-                    SB_OK);
-        if (resp->ok != expect_ok || getenv("TEST_VERBOSE"))
-                for (size_t i = 0; i < resp->n_problems; i++)
-                        fprintf(stderr, "verify: %s\n", resp->problems[i]);
-        SB_CHECK_EQ(resp->ok, expect_ok);
-        SB_CHECK(resp->transactions_checked > 0);
-        SB_CHECK(resp->supply);
-        SB_CHECK_EQ(resp->supply->unreleased_sp_units + resp->supply->treasury_sp_units +
-                            resp->supply->held_sp_units + resp->supply->burned_sp_units,
-                    resp->supply->cap_sp_units);
-        free_msg(resp);
-
-        char *out = NULL;
-        const char *args[] = {"--json", "ledger", "verify", NULL};
-        int rc = sb_test_stack_ctl(st, &out, args);
-        SB_CHECK(out);
-        if ((rc == 0) != expect_ok)
-                fprintf(stderr, "sharebuyctl ledger verify: %s\n", out);
-        SB_CHECK_EQ(rc == 0, expect_ok);
-        SB_CHECK(strstr(out, expect_ok ? "\"ok\":true" : "\"ok\":false"));
-        free(out);
 }
 
 /* --- The tests ----------------------------------------------------------------------------------------------- */
@@ -240,47 +86,47 @@ static void test_post_and_bad_input(void) {
         SB_CHECK_EQ(sp_of(a), SP(100));
 
         /* The same key and legs: the first result again. */
-        legbuf l = {0};
-        leg_system(&l, 1, -SP(100), 15);
-        leg_member(&l, a, 3, SP(100), 15);
+        wt_legs l = {0};
+        wt_leg_system(&l, 1, -SP(100), 15);
+        wt_leg_member(&l, a, 3, SP(100), 15);
         uint64_t id1, id2;
         bool replayed;
         SB_CHECK_EQ(post(k, &l, svc_tok, NULL, &id1, &replayed), SB_OK);
         SB_CHECK(replayed);
         SB_CHECK_EQ(sp_of(a), SP(100));
         /* The same key with other legs. */
-        legbuf l2 = {0};
-        leg_system(&l2, 1, -SP(101), 15);
-        leg_member(&l2, a, 3, SP(101), 15);
+        wt_legs l2 = {0};
+        wt_leg_system(&l2, 1, -SP(101), 15);
+        wt_leg_member(&l2, a, 3, SP(101), 15);
         SB_CHECK_EQ(post(k, &l2, svc_tok, reason, NULL, NULL), SB_ALREADY_EXISTS);
         SB_CHECK(strcmp(reason, "REASON_IDEMPOTENCY_KEY_REUSED") == 0);
         SB_CHECK_EQ(post(k, &l, svc_tok, NULL, &id2, &replayed), SB_OK);
         SB_CHECK_EQ(id1, id2);
 
         /* Unbalanced. */
-        legbuf u = {0};
-        leg_member(&u, a, 3, -SP(1), 17);
-        leg_member(&u, b, 3, SP(2), 17);
+        wt_legs u = {0};
+        wt_leg_member(&u, a, 3, -SP(1), 17);
+        wt_leg_member(&u, b, 3, SP(2), 17);
         key(k, sizeof k, "unbalanced", 0);
         SB_CHECK_EQ(post(k, &u, svc_tok, reason, NULL, NULL), SB_INVALID_ARGUMENT);
         SB_CHECK(strcmp(reason, "REASON_LEGS_UNBALANCED") == 0);
         /* CV locked and active balance together; CV against SP does not. */
-        legbuf cx = {0};
-        leg_member(&cx, a, 1, -5, 3);
-        leg_member(&cx, b, 3, 5, 3);
+        wt_legs cx = {0};
+        wt_leg_member(&cx, a, 1, -5, 3);
+        wt_leg_member(&cx, b, 3, 5, 3);
         key(k, sizeof k, "cross-asset", 0);
         SB_CHECK_EQ(post(k, &cx, svc_tok, reason, NULL, NULL), SB_INVALID_ARGUMENT);
         /* Unknown account. */
-        legbuf na = {0};
-        leg_member(&na, a, 3, -SP(1), 17);
-        leg_member(&na, owner_id(999), 3, SP(1), 17);
+        wt_legs na = {0};
+        wt_leg_member(&na, a, 3, -SP(1), 17);
+        wt_leg_member(&na, owner_id(999), 3, SP(1), 17);
         key(k, sizeof k, "unknown", 0);
         SB_CHECK_EQ(post(k, &na, svc_tok, reason, NULL, NULL), SB_NOT_FOUND);
         SB_CHECK(strcmp(reason, "REASON_ACCOUNT_UNKNOWN") == 0);
         /* Overdraft: nothing moves. */
-        legbuf od = {0};
-        leg_member(&od, a, 3, -SP(101), 17);
-        leg_member(&od, b, 3, SP(101), 17);
+        wt_legs od = {0};
+        wt_leg_member(&od, a, 3, -SP(101), 17);
+        wt_leg_member(&od, b, 3, SP(101), 17);
         key(k, sizeof k, "overdraft", 0);
         SB_CHECK_EQ(post(k, &od, svc_tok, reason, NULL, NULL), SB_FAILED_PRECONDITION);
         SB_CHECK(strcmp(reason, "REASON_INSUFFICIENT_BALANCE") == 0);
@@ -289,27 +135,27 @@ static void test_post_and_bad_input(void) {
         /* Zero, beyond ±10^15, INT64 extremes. */
         int64_t bad[] = {0, INT64_C(1000000000000001), INT64_MAX, INT64_MIN, -INT64_C(1000000000000001)};
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-                legbuf z = {0};
-                leg_member(&z, a, 3, bad[i], 17);
-                leg_member(&z, b, 3, bad[i] == INT64_MIN ? INT64_MAX : -bad[i], 17);
+                wt_legs z = {0};
+                wt_leg_member(&z, a, 3, bad[i], 17);
+                wt_leg_member(&z, b, 3, bad[i] == INT64_MIN ? INT64_MAX : -bad[i], 17);
                 key(k, sizeof k, "amount", (unsigned) i);
                 SB_CHECK_EQ(post(k, &z, svc_tok, reason, NULL, NULL), SB_INVALID_ARGUMENT);
         }
         /* The same account twice; no legs; an owner account with a FEN asset; a bad key. */
-        legbuf tw = {0};
-        leg_member(&tw, a, 3, -1, 17);
-        leg_member(&tw, a, 3, 1, 17);
+        wt_legs tw = {0};
+        wt_leg_member(&tw, a, 3, -1, 17);
+        wt_leg_member(&tw, a, 3, 1, 17);
         key(k, sizeof k, "twice", 0);
         SB_CHECK_EQ(post(k, &tw, svc_tok, NULL, NULL, NULL), SB_INVALID_ARGUMENT);
-        legbuf none = {0};
+        wt_legs none = {0};
         SB_CHECK_EQ(post(k, &none, svc_tok, NULL, NULL, NULL), SB_INVALID_ARGUMENT);
-        legbuf fen = {0};
-        leg_member(&fen, a, 4, -1, 17);
-        leg_member(&fen, b, 4, 1, 17);
+        wt_legs fen = {0};
+        wt_leg_member(&fen, a, 4, -1, 17);
+        wt_leg_member(&fen, b, 4, 1, 17);
         SB_CHECK_EQ(post(k, &fen, svc_tok, NULL, NULL, NULL), SB_INVALID_ARGUMENT);
-        legbuf ok = {0};
-        leg_member(&ok, a, 3, -1, 17);
-        leg_member(&ok, b, 3, 1, 17);
+        wt_legs ok = {0};
+        wt_leg_member(&ok, a, 3, -1, 17);
+        wt_leg_member(&ok, b, 3, 1, 17);
         SB_CHECK_EQ(post("", &ok, svc_tok, NULL, NULL, NULL), SB_INVALID_ARGUMENT);
         SB_CHECK_EQ(post("bad key with spaces", &ok, svc_tok, NULL, NULL, NULL), SB_INVALID_ARGUMENT);
         char longkey[80];
@@ -320,9 +166,9 @@ static void test_post_and_bad_input(void) {
         /* A member may not post, not even to move its own points; nor may an admin or no token. */
         char mtok[SB_AUTH_TOKEN_MAX];
         sb_test_stack_role_token(st, SB_ROLE_MEMBER, b, 0, 0, 0, mtok);
-        legbuf steal = {0};
-        leg_member(&steal, a, 3, -SP(1), 17);
-        leg_member(&steal, b, 3, SP(1), 17);
+        wt_legs steal = {0};
+        wt_leg_member(&steal, a, 3, -SP(1), 17);
+        wt_leg_member(&steal, b, 3, SP(1), 17);
         key(k, sizeof k, "steal", 0);
         SB_CHECK_EQ(post(k, &steal, mtok, reason, NULL, NULL), SB_PERMISSION_DENIED);
         SB_CHECK_EQ(post(k, &steal, admin_tok, NULL, NULL, NULL), SB_PERMISSION_DENIED);
@@ -346,7 +192,7 @@ static void test_post_and_bad_input(void) {
         SB_CHECK_EQ(bal->owner->id, b);
         SB_CHECK(bal->guide_price_micro_yuan > 0);
         free_msg(bal);
-        verify(true);
+        wt_verify(true);
 }
 
 static sb_status transfer(uint64_t from, uint64_t to, int64_t units, const char *k, char *reason, bool *replayed) {
@@ -453,7 +299,7 @@ static void test_transfer_and_reverse(void) {
                     SB_OK);
         SB_CHECK_EQ(t->reversed_by_transaction_id, rev_id);
         free_msg(t);
-        verify(true);
+        wt_verify(true);
 }
 
 /* N concurrent transfers draining one account: exactly as many succeed as the balance allows. */
@@ -498,7 +344,7 @@ static void test_concurrent_drain(void) {
         SB_CHECK_EQ(atomic_load(&refused), N - 13);
         SB_CHECK_EQ(sp_of(a), SP(2));
         SB_CHECK_EQ(sp_of(b), SP(39));
-        verify(true);
+        wt_verify(true);
 }
 
 /* The database drops the service's connections in the middle of a load: every acknowledged transaction is there
@@ -518,9 +364,9 @@ static void *load_thread(void *p) {
         for (unsigned i = 0; i < a->n; i++) {
                 char k[96];
                 snprintf(k, sizeof k, "t%" PRIu64 ":load:%u:%u", run_id, a->thread, i);
-                legbuf l = {0};
-                leg_system(&l, 4 /* CV_ISSUED */, -10000, 6);
-                leg_member(&l, a->member, 2, 10000, 6);
+                wt_legs l = {0};
+                wt_leg_system(&l, 4 /* CV_ISSUED */, -10000, 6);
+                wt_leg_member(&l, a->member, 2, 10000, 6);
                 /* Retry with the same key until the outcome is known, as a client must. */
                 for (int attempt = 0; attempt < 50; attempt++) {
                         sb_status s = post(k, &l, svc_tok, NULL, NULL, NULL);
@@ -592,18 +438,10 @@ static void test_db_connections_killed(void) {
         SB_CHECK_EQ(sb_db_fetch(s), 0);
         SB_CHECK_EQ(n, THREADS * PER);
         SB_CHECK_EQ(distinct, THREADS * PER);
-        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
-        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
-        o.id = m;
-        Sharebuy__Wallet__V1__GetBalancesRequest req = SHAREBUY__WALLET__V1__GET_BALANCES_REQUEST__INIT;
-        req.owner = &o;
-        Sharebuy__Wallet__V1__GetBalancesResponse *resp;
-        SB_CHECK_EQ(call("GetBalances", &req, &sharebuy__wallet__v1__get_balances_response__descriptor, admin_tok,
-                         (void **) &resp, NULL),
-                    SB_OK);
-        SB_CHECK_EQ(resp->cv_active_units, (int64_t) THREADS * PER * 10000);
-        free_msg(resp);
-        verify(true);
+        int64_t cv;
+        wt_balances(m, NULL, &cv);
+        SB_CHECK_EQ(cv, (int64_t) THREADS * PER * 10000);
+        wt_verify(true);
 }
 
 static void test_supply_and_prices(void) {
@@ -658,7 +496,7 @@ static void test_supply_and_prices(void) {
         SB_CHECK_EQ(call("FixGuidePrice", &fx, &sharebuy__wallet__v1__fix_guide_price_response__descriptor, mtok,
                          NULL, NULL),
                     SB_PERMISSION_DENIED);
-        verify(true);
+        wt_verify(true);
 }
 
 /* --- The peers: members in identity, merchants in the merchant service (districts from region) --- */
@@ -775,17 +613,6 @@ static uint64_t make_merchant(bool approve, char owner_tok[SB_AUTH_TOKEN_MAX]) {
         return id;
 }
 
-static void open_owner(int kind, uint64_t id) {
-        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
-        o.kind = (Sharebuy__Common__V1__OwnerKind) kind;
-        o.id = id;
-        Sharebuy__Wallet__V1__OpenAccountsRequest req = SHAREBUY__WALLET__V1__OPEN_ACCOUNTS_REQUEST__INIT;
-        req.owner = &o;
-        SB_CHECK_EQ(call("OpenAccounts", &req, &sharebuy__wallet__v1__open_accounts_response__descriptor, svc_tok,
-                         NULL, NULL),
-                    SB_OK);
-}
-
 static sb_status buy(const char *tok, const char *k, bool by_sp, int64_t qty, bool validate,
                      Sharebuy__Wallet__V1__BuyDepositResponse **ret, char *reason) {
         Sharebuy__Wallet__V1__BuyDepositRequest req = SHAREBUY__WALLET__V1__BUY_DEPOSIT_REQUEST__INIT;
@@ -816,12 +643,12 @@ static void test_treasury(void) {
         char k[96], reason[SB_RPC_REASON_MAX], mtok[SB_AUTH_TOKEN_MAX], otok[SB_AUTH_TOKEN_MAX];
         /* Real merchants, approved in the merchant service: the wallet asks it before taking an order. */
         uint64_t m = make_merchant(true, mtok), other = make_merchant(true, otok);
-        open_owner(SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MERCHANT, m);
-        open_owner(SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MERCHANT, other);
+        SB_CHECK_EQ(wt_open_accounts(SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MERCHANT, m, NULL), SB_OK);
+        SB_CHECK_EQ(wt_open_accounts(SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MERCHANT, other, NULL), SB_OK);
         /* Stock the treasury from the unreleased SP (an admin's allocation; the shared ledger may have none). */
-        legbuf t = {0};
-        leg_system(&t, 1, -SP(5000), 21);
-        leg_system(&t, 2, SP(5000), 21);
+        wt_legs t = {0};
+        wt_leg_system(&t, 1, -SP(5000), 21);
+        wt_leg_system(&t, 2, SP(5000), 21);
         key(k, sizeof k, "treasury", 0);
         SB_CHECK_EQ(post(k, &t, svc_tok, NULL, NULL, NULL), SB_OK);
 
@@ -919,7 +746,7 @@ static void test_treasury(void) {
         SB_CHECK_EQ(lp->purchases[0]->purchase_id, pid);
         SB_CHECK(strcmp(lp->page->next_page_token, "") == 0);
         free_msg(lp);
-        verify(true);
+        wt_verify(true);
 }
 
 /* A statement paged two entries at a time: every entry once, newest first. */
@@ -983,7 +810,7 @@ static void test_statement(void) {
         SB_CHECK_EQ(call("ListStatement", &req, &sharebuy__wallet__v1__list_statement_response__descriptor, admin_tok,
                          NULL, NULL),
                     SB_OK);
-        verify(true);
+        wt_verify(true);
 }
 
 /* Alters one entry by hand (and the balance with it, so only the hash can tell), then restores it. */
@@ -1090,15 +917,15 @@ static void test_transfer_by_code(void) {
         free_msg(tr);
         SB_CHECK_EQ(sp_of(a.id), SP(2));
         SB_CHECK_EQ(sp_of(b.id), SP(8));
-        verify(true);
+        wt_verify(true);
 }
 
 /* Deposit orders only for an approved merchant that is not suspended, asked of the merchant service. */
 static void test_deposit_merchant_state(void) {
         char k[96], reason[SB_RPC_REASON_MAX], ptok[SB_AUTH_TOKEN_MAX], mtok[SB_AUTH_TOKEN_MAX];
-        legbuf t = {0};
-        leg_system(&t, 1, -SP(2000), 21);
-        leg_system(&t, 2, SP(2000), 21);
+        wt_legs t = {0};
+        wt_leg_system(&t, 1, -SP(2000), 21);
+        wt_leg_system(&t, 2, SP(2000), 21);
         key(k, sizeof k, "treasury", 1);
         SB_CHECK_EQ(post(k, &t, svc_tok, NULL, NULL, NULL), SB_OK);
         Sharebuy__Wallet__V1__BuyDepositResponse *br = NULL;
@@ -1155,7 +982,7 @@ static void test_deposit_merchant_state(void) {
         free_msg(br);
         SB_CHECK_EQ(sb_test_stack_start_service(st, "merchant"), 0);
         SB_CHECK_EQ(buy(mtok, "d-4", false, 60000, false, NULL, NULL), SB_OK);
-        verify(true);
+        wt_verify(true);
 }
 
 static const char *region_data_dir(void) {
@@ -1187,7 +1014,7 @@ static void test_tamper(void) {
         open_member(b);
         key(k, sizeof k, "fund", 41);
         fund_sp(a, SP(5), k);
-        verify(true);
+        wt_verify(true);
         sb_db *admin = sb_test_stack_admin_db(st);
         char sql[512];
         snprintf(sql, sizeof sql,
@@ -1197,7 +1024,7 @@ static void test_tamper(void) {
                  " WHERE a.owner_kind = 1 AND a.owner_id = %" PRIu64 " AND a.asset = 3",
                  a);
         SB_CHECK_EQ(sb_db_exec_text(admin, sql, strlen(sql)), 0);
-        verify(false);
+        wt_verify(false);
         snprintf(sql, sizeof sql,
                  "UPDATE sharebuy_wallet.entries e JOIN sharebuy_wallet.accounts a ON a.account_id = e.account_id"
                  " JOIN sharebuy_wallet.balances b ON b.account_id = a.account_id"
@@ -1205,19 +1032,14 @@ static void test_tamper(void) {
                  " WHERE a.owner_kind = 1 AND a.owner_id = %" PRIu64 " AND a.asset = 3",
                  a);
         SB_CHECK_EQ(sb_db_exec_text(admin, sql, strlen(sql)), 0);
-        verify(true);
+        wt_verify(true);
 }
 
 int main(int argc, char **argv) {
         static const char *const alone[] = {"wallet", NULL};
         static const char *const peers[] = {"identity", "wallet", "region", "merchant", NULL};
         bool tamper = argc > 1 && strcmp(argv[1], "tamper") == 0;
-        uint64_t r;
-        FILE *f = fopen("/dev/urandom", "rb");
-        SB_CHECK(f && fread(&r, sizeof r, 1, f) == 1);
-        fclose(f);
-        run_id = r % UINT64_C(1000000000000) + 1;
-
+        run_id = wt_random_run_id();
         srand((unsigned) run_id);
 
         st = sb_test_stack_new(tamper ? alone : peers);
@@ -1226,9 +1048,7 @@ int main(int argc, char **argv) {
                 sb_test_stack_env(st, "identity", "SB_IDENTITY_LOOKUP_PER_PEER", "1000000");
         }
         sb_test_stack_start_all(st);
-        cli = sb_test_stack_client(st, "wallet");
-        sb_test_stack_role_token(st, SB_ROLE_SERVICE, 0, 0, 0, 0, svc_tok);
-        sb_test_stack_role_token(st, SB_ROLE_ADMIN, 1, 0, 0, 0, admin_tok);
+        wt_connect();
         if (!tamper) {
                 char *out = NULL;
                 SB_CHECK_EQ(sb_test_stack_ctl(st, &out, (const char *const[]){"region", "import", "--from",
