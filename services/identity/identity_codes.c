@@ -188,48 +188,6 @@ static int code_consume(sb_db *db, const identity_member_code *mc, const char *c
         return sb_db_affected_rows(q) == 1 ? 1 : 0;
 }
 
-/* Spend (or check) a code: 0 fine, with *ret_consumed; 1 used under another key; negative sb_db code. */
-int identity_member_code_spend(sb_db *db, const identity_member_code *mc, const char *consume_key,
-                               uint64_t merchant_id, bool *ret_consumed) {
-        sb_db_stmt *q;
-        int r;
-        if (consume_key[0] && !mc->card) {
-                if ((r = code_consume(db, mc, consume_key, merchant_id)) < 0)
-                        return r;
-                if (r == 1) {
-                        *ret_consumed = true;
-                        return 0;
-                }
-        }
-        r = sb_db_prepare(db, "SELECT consume_key FROM member_codes WHERE nonce = ? AND member_id = ?", &q);
-        if (r < 0)
-                return r;
-        sb_db_bind_blob(q, 0, mc->nonce, sizeof mc->nonce);
-        sb_db_bind_u64(q, 1, mc->member_id);
-        if ((r = sb_db_execute(q)) < 0 || (r = sb_db_fetch(q)) < 0)
-                return r;
-        if (r == 0)
-                return 2; /* signed by our key but never issued: treat as forged */
-        char used[IDENTITY_CONSUME_KEY_MAX + 1] = "";
-        bool is_used = !sb_db_col_is_null(q, 0);
-        if (is_used)
-                sb_db_col_str(q, 0, used, sizeof used);
-        while (sb_db_fetch(q) == 1) {
-        }
-        if (mc->card) {
-                *ret_consumed = consume_key[0] != '\0';
-                return 0;
-        }
-        if (!is_used) {
-                *ret_consumed = false;
-                return 0;
-        }
-        if (consume_key[0] && strcmp(used, consume_key) == 0) {
-                *ret_consumed = true;
-                return 0;
-        }
-        return 1;
-}
 
 /* What ResolveMemberCode needs of a code, its member and the member's two referrer levels, read in ONE statement
  * (the code's row, the member, the referrer and the referrer's referrer): a sale resolves a code at every till, so
@@ -303,6 +261,39 @@ static int resolve_load(sb_db *db, const identity_member_code *mc, resolve_row *
         return 1;
 }
 
+/* Spends (or checks) a code and reads what ResolveMemberCode shows of it into *x: 0 fine, with *ret_consumed; 1 used
+ * under another key; 2 never issued (forged); a negative sb_db code. A single-use code with a key is consumed by
+ * an UPDATE first; one read then gives the code's state, its member and the referrers. A card is never consumed:
+ * "consumed" says the sale's key was given. A used code is fine again under the very key that used it (a retry). */
+static int code_spend(sb_db *db, const identity_member_code *mc, const char *consume_key, uint64_t merchant_id,
+                      bool *ret_consumed, resolve_row *x) {
+        bool consumed = false;
+        int r;
+        if (consume_key[0] && !mc->card) {
+                if ((r = code_consume(db, mc, consume_key, merchant_id)) < 0)
+                        return r;
+                consumed = r == 1;
+        }
+        if ((r = resolve_load(db, mc, x)) < 0)
+                return r;
+        if (!x->code_found)
+                return 2;
+        if (mc->card)
+                consumed = consume_key[0] != '\0';
+        else if (!consumed && x->used)
+                consumed = consume_key[0] && strcmp(x->used_key, consume_key) == 0;
+        if (!mc->card && x->used && !consumed)
+                return 1;
+        *ret_consumed = consumed;
+        return 0;
+}
+
+int identity_member_code_spend(sb_db *db, const identity_member_code *mc, const char *consume_key,
+                               uint64_t merchant_id, bool *ret_consumed) {
+        resolve_row x;
+        return code_spend(db, mc, consume_key, merchant_id, ret_consumed, &x);
+}
+
 sb_status identity_resolve_member_code(sb_call *call, const ProtobufCMessage *req_, ProtobufCMessage *resp_) {
         const Sharebuy__Identity__V1__ResolveMemberCodeRequest *req = (const void *)req_;
         Sharebuy__Identity__V1__ResolveMemberCodeResponse *resp = (void *)resp_;
@@ -359,33 +350,22 @@ sb_status identity_resolve_member_code(sb_call *call, const ProtobufCMessage *re
         char key[IDENTITY_CONSUME_KEY_MAX + 24] = "";
         if (req->consume_key[0])
                 snprintf(key, sizeof key, "%s", req->consume_key);
-        /* A single-use code is consumed first (the only write); then one read gives the code's state, the member
-         * and the referrers. The checks are identity_member_code_spend()'s, in its order. */
         bool consumed = false;
-        int r;
-        if (key[0] && !mc.card) {
-                if ((r = code_consume(db, &mc, key, merchant_id)) < 0)
-                        return sb_service_db_fail(call, r, "spending the code");
-                consumed = r == 1;
-        }
         resolve_row x;
-        if ((r = resolve_load(db, &mc, &x)) < 0)
-                return sb_service_db_fail(call, r, "reading the code and its member");
-        if (!x.code_found) {
+        int r = code_spend(db, &mc, key, merchant_id, &consumed, &x);
+        if (r < 0)
+                return sb_service_db_fail(call, r, "spending the code");
+        if (r == 2) {
                 identity_audit(call, AUD(MEMBER_CODE_REFUSED), &c, mc.member_id, merchant_id, terminal_id, 0,
                                "code never issued");
                 return sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_MEMBER_CODE_FORGED",
                                            "this member code was never issued (forged)");
         }
-        if (mc.card) {
-                consumed = key[0] != '\0';
-        } else if (!consumed && x.used && !(key[0] && strcmp(x.used_key, key) == 0)) {
+        if (r == 1) {
                 identity_audit(call, AUD(MEMBER_CODE_REFUSED), &c, mc.member_id, merchant_id, terminal_id, 0,
                                "code already used");
                 return sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_MEMBER_CODE_USED",
                                            "this member code was used already; ask the member to show a new one");
-        } else if (!consumed) {
-                consumed = x.used; /* used under this very key before: a retry of the same sale */
         }
         if (!x.member_found)
                 return sb_call_fail_reason(call, SB_NOT_FOUND, "REASON_MEMBER_UNKNOWN", "no member with id %" PRIu64,
