@@ -1056,6 +1056,8 @@ static int op_tx(sb_db *db, void *arg) {
                 return region_refuse(&job->ref, SB_FAILED_PRECONDITION, "REASON_UNSPECIFIED",
                                      "user %" PRIu64 " is the last operator of centre %" PRIu64 ": add another first",
                                      job->user, c.id);
+        if (job->check_only)
+                return 0;
         if ((r = sb_db_prepare(db, sql_del_op, &s)) < 0 || (r = sb_db_bind_u64(s, 0, c.id)) < 0 ||
             (r = sb_db_bind_u64(s, 1, job->user)) < 0 || (r = sb_db_execute(s)) < 0)
                 return r;
@@ -1086,6 +1088,20 @@ static sb_status change_operator(sb_call *call, const ProtobufCMessage *req_, bo
                         return st;
                 if ((st = centre_peers(call, req->centre_id, req->user_id)) != SB_OK)
                         return st;
+                job.check_only = false;
+        } else {
+                /* Checked here first, then the operator's grant for this centre revoked in identity (its sessions
+                 * with it end), then the row: the removed user can no longer sign in as this centre's operator. A
+                 * failure after the revocation leaves the row, and the same request completes (a revocation of a
+                 * grant no longer held is a no-op). */
+                job.check_only = true;
+                r = sb_db_tx(db, op_tx, &job);
+                if ((st = region_tx_status(call, r, &job.ref, "checking the centre's operators")) != SB_OK)
+                        return st;
+                char msg[256];
+                sb_status ps = peer_grant(call, req->user_id, req->centre_id, false, msg, sizeof msg);
+                if (ps != SB_OK)
+                        return peer_fail(call, "identity", ps, msg, req->user_id);
                 job.check_only = false;
         }
         r = sb_db_tx(db, op_tx, &job);

@@ -740,7 +740,9 @@ static void test_centres(void) {
         EXPECT(SB_PERMISSION_DENIED, operator_change(op3, cc, u5, true));
         EXPECT(SB_OK, operator_change(op1, cc, u5, true));
         EXPECT(SB_OK, operator_change(op1, cc, u5, true)); /* twice: unchanged */
+        SB_CHECK(has_grant(u5, cc));
         EXPECT(SB_OK, operator_change(op1, cc, u5, false));
+        SB_CHECK(!has_grant(u5, cc)); /* removed here, and no longer a CENTRE_OPERATOR of it in identity */
         EXPECT(SB_NOT_FOUND, operator_change(op1, cc, u5, false));
         EXPECT(SB_FAILED_PRECONDITION, operator_change(op1, cc, u1, false)); /* the last one */
 
@@ -942,6 +944,22 @@ static void test_peers(void) {
         SB_CHECK(has_grant(c, cc));
         EXPECT(SB_OK, call("GetCentre", &gq.base, &sharebuy__region__v1__centre__descriptor, admin_tok, &x));
         SB_CHECK_EQ(x->n_operator_user_ids, 2);
+        protobuf_c_message_free_unpacked(&x->base, NULL);
+
+        /* Identity stopped while an operator is removed: unchanged (still an operator, the grant kept); back, the
+         * same request removes both. */
+        SB_CHECK_EQ(sb_test_stack_kill(st, "identity", SIGTERM), 0);
+        EXPECT(SB_UNAVAILABLE, operator_change(op, cc, c, false));
+        EXPECT_REASON("REASON_DEPENDENCY_UNAVAILABLE");
+        EXPECT(SB_OK, call("GetCentre", &gq.base, &sharebuy__region__v1__centre__descriptor, admin_tok, &x));
+        SB_CHECK_EQ(x->n_operator_user_ids, 2);
+        protobuf_c_message_free_unpacked(&x->base, NULL);
+        SB_CHECK_EQ(sb_test_stack_start_service(st, "identity"), 0);
+        SB_CHECK(has_grant(c, cc));
+        EXPECT(SB_OK, operator_change(op, cc, c, false));
+        SB_CHECK(!has_grant(c, cc));
+        EXPECT(SB_OK, call("GetCentre", &gq.base, &sharebuy__region__v1__centre__descriptor, admin_tok, &x));
+        SB_CHECK(x->n_operator_user_ids == 1 && x->operator_user_ids[0] == a);
         protobuf_c_message_free_unpacked(&x->base, NULL);
         printf("peers: ok\n");
 }
