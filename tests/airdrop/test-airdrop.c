@@ -35,29 +35,14 @@
 static sb_test_stack *st;
 static char svc_tok[SB_AUTH_TOKEN_MAX], admin_tok[SB_AUTH_TOKEN_MAX];
 
-static sb_status call(const char *service, const ProtobufCServiceDescriptor *sd, const char *method, const void *req,
-                      const ProtobufCMessageDescriptor *d, const char *tok, void **resp, char *reason) {
-        char path[128], msg[512], rbuf[SB_RPC_REASON_MAX] = "";
-        SB_CHECK_EQ(sb_rpc_method_path(sd, method, path, sizeof path), 0);
-        sb_rpc_call_opts o = {.deadline_ms = 60000, .bearer = tok, .ret_reason = rbuf};
-        ProtobufCMessage *r = NULL;
-        sb_status s = sb_rpc_client_call(sb_test_stack_client(st, service), path, req, d, &o, &r, msg, sizeof msg);
-        if (reason)
-                snprintf(reason, SB_RPC_REASON_MAX, "%s", rbuf);
-        if (s == SB_OK) {
-                if (resp)
-                        *resp = r;
-                else
-                        protobuf_c_message_free_unpacked(r, NULL);
-        } else if (getenv("TEST_VERBOSE"))
-                fprintf(stderr, "  %s -> %s %s: %s\n", method, sb_status_name(s), rbuf, msg);
-        return s;
+static sb_status call(const char *service, const char *method, const void *req, const ProtobufCMessageDescriptor *d,
+                      const char *tok, void **resp, char *reason) {
+        sb_test_call_opts o = {.deadline_ms = 60000, .bearer = tok, .reason = reason, .print = SB_TEST_CALL_VERBOSE};
+        return sb_test_stack_call(st, service, method, req, d, &o, resp);
 }
 
-#define WALLET(m, req, d, tok, resp, reason)                                                                         \
-        call("wallet", &sharebuy__wallet__v1__wallet__descriptor, m, req, d, tok, (void **) (resp), reason)
-#define AIRDROP(m, req, d, tok, resp, reason)                                                                        \
-        call("airdrop", &sharebuy__airdrop__v1__airdrop__descriptor, m, req, d, tok, (void **) (resp), reason)
+#define WALLET(m, req, d, tok, resp, reason) call("wallet", m, req, d, tok, (void **) (resp), reason)
+#define AIRDROP(m, req, d, tok, resp, reason) call("airdrop", m, req, d, tok, (void **) (resp), reason)
 
 /* Opens a member's accounts and credits it cv units of active CV (from CV_ISSUED, as an activation would). */
 static void member_with_cv(uint64_t id, int64_t cv) {

@@ -31,11 +31,10 @@ static size_t n_kept;
 
 static sb_status callx(const char *svc, const char *path, const char *token, const ProtobufCMessage *req,
                        const ProtobufCMessageDescriptor *d, void *ret) {
-        sb_rpc_call_opts o = { .deadline_ms = 20000, .bearer = token, .ret_reason = reason };
+        sb_test_call_opts o = { .deadline_ms = 20000, .bearer = token, .reason = reason, .msg = msg,
+                                .msg_n = sizeof msg };
         ProtobufCMessage *resp = NULL;
-        reason[0] = '\0';
-        msg[0] = '\0';
-        sb_status s = sb_rpc_client_call(sb_test_stack_client(st, svc), path, req, d, &o, &resp, msg, sizeof msg);
+        sb_status s = sb_test_stack_call(st, svc, path, req, d, &o, ret ? (void **)&resp : NULL);
         if (ret) {
                 *(ProtobufCMessage **)ret = resp;
                 if (resp) {

@@ -17,6 +17,10 @@
 #include <unistd.h>
 
 #include "grpc/health/v1/health.pb-c.h"
+#include "sharebuy/airdrop/v1/airdrop.pb-c.h"
+#include "sharebuy/identity/v1/identity.pb-c.h"
+#include "sharebuy/merchant/v1/merchant.pb-c.h"
+#include "sharebuy/region/v1/region.pb-c.h"
 #include "sharebuy/wallet/v1/wallet.pb-c.h"
 #include "sb_test.h"
 
@@ -408,6 +412,42 @@ void sb_test_stack_role_token(sb_test_stack *st, sb_role role, uint64_t uid, uin
         sb_test_stack_token(st, &c, out, SB_AUTH_TOKEN_MAX);
 }
 
+sb_status sb_test_stack_call(sb_test_stack *st, const char *service, const char *method, const void *req,
+                             const ProtobufCMessageDescriptor *resp_desc, const sb_test_call_opts *o, void **resp) {
+        static const ProtobufCServiceDescriptor *const descs[N_SVC] = {
+                &sharebuy__identity__v1__identity__descriptor, &sharebuy__wallet__v1__wallet__descriptor,
+                &sharebuy__merchant__v1__merchant__descriptor, &sharebuy__airdrop__v1__airdrop__descriptor,
+                &sharebuy__region__v1__region__descriptor,
+        };
+        static const sb_test_call_opts none = { 0 };
+        if (!o)
+                o = &none;
+        int i = svc_index(service);
+        char path[160], msg[512], reason[SB_RPC_REASON_MAX] = "";
+        if (method[0] == '/')
+                snprintf(path, sizeof path, "%s", method);
+        else if (sb_rpc_method_path(descs[i], method, path, sizeof path) != 0)
+                die("%s has no method %s", descs[i]->name, method);
+        sb_rpc_call_opts co = { .deadline_ms = o->deadline_ms ? o->deadline_ms : 20000, .bearer = o->bearer,
+                                .ret_reason = reason };
+        ProtobufCMessage *r = NULL;
+        sb_status s = sb_rpc_client_call(st->procs[i].client, path, req, resp_desc, &co, &r, msg, sizeof msg);
+        if (o->reason)
+                snprintf(o->reason, SB_RPC_REASON_MAX, "%s", reason);
+        if (o->msg && o->msg_n)
+                snprintf(o->msg, o->msg_n, "%s", s == SB_OK ? "" : msg);
+        if (s == SB_OK) {
+                if (resp)
+                        *resp = r;
+                else
+                        protobuf_c_message_free_unpacked(r, NULL);
+        } else if (o->print == SB_TEST_CALL_ALWAYS || (o->print == SB_TEST_CALL_VERBOSE && getenv("TEST_VERBOSE"))) {
+                fprintf(stderr, "  %s%s%s -> %s %s: %s\n", o->name_service ? service : "", o->name_service ? "/" : "",
+                        method, sb_status_name(s), reason, msg);
+        }
+        return s;
+}
+
 sb_status sb_test_stack_stock_treasury(sb_test_stack *st, const char *key, int64_t sp_units) {
         Sharebuy__Common__V1__LedgerLeg l1 = SHAREBUY__COMMON__V1__LEDGER_LEG__INIT, l2 = l1;
         Sharebuy__Common__V1__AccountRef a1 = SHAREBUY__COMMON__V1__ACCOUNT_REF__INIT, a2 = a1;
@@ -431,15 +471,11 @@ sb_status sb_test_stack_stock_treasury(sb_test_stack *st, const char *key, int64
         pt.memo = "test: stock the treasury";
         char tok[SB_AUTH_TOKEN_MAX];
         sb_test_stack_role_token(st, SB_ROLE_SERVICE, 0, 0, 0, 0, tok);
-        sb_rpc_call_opts opts = { .deadline_ms = 10000, .bearer = tok };
-        ProtobufCMessage *resp = NULL;
         char msg[512];
-        sb_status r = sb_rpc_client_call(sb_test_stack_client(st, "wallet"), "/sharebuy.wallet.v1.Wallet/PostTransaction",
-                                         &pt.base, &sharebuy__wallet__v1__post_transaction_response__descriptor, &opts,
-                                         &resp, msg, sizeof msg);
-        if (r == SB_OK)
-                protobuf_c_message_free_unpacked(resp, NULL);
-        else
+        sb_test_call_opts o = { .deadline_ms = 10000, .bearer = tok, .msg = msg, .msg_n = sizeof msg };
+        sb_status r = sb_test_stack_call(st, "wallet", "PostTransaction", &pt.base,
+                                         &sharebuy__wallet__v1__post_transaction_response__descriptor, &o, NULL);
+        if (r != SB_OK)
                 fprintf(stderr, "sb_test_stack: stocking the treasury: %s: %s\n", sb_status_name((int)r), msg);
         return r;
 }

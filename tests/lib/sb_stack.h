@@ -57,6 +57,31 @@ int sb_test_stack_token(sb_test_stack *st, const sb_claims *claims, char *out, s
 void sb_test_stack_role_token(sb_test_stack *st, sb_role role, uint64_t uid, uint64_t merchant_id,
                               uint64_t terminal_id, uint64_t centre_id, char *out);
 
+/* When sb_test_stack_call prints a failed call to stderr, as "  <call> -> <STATUS> <reason>: <message>". */
+typedef enum sb_test_call_print {
+        SB_TEST_CALL_QUIET,   /* never */
+        SB_TEST_CALL_VERBOSE, /* when TEST_VERBOSE is set */
+        SB_TEST_CALL_ALWAYS,  /* always */
+} sb_test_call_print;
+
+/* How sb_test_stack_call calls and what it reports; {0} is a call without a token, 20 s, quiet. */
+typedef struct sb_test_call_opts {
+        int64_t deadline_ms; /* 0 = 20000 */
+        const char *bearer;  /* the token, or NULL */
+        char *reason;        /* optional, SB_RPC_REASON_MAX bytes: the "sharebuy-reason" trailer ("" when none) */
+        char *msg;           /* optional, msg_n bytes: the message ("" on OK) */
+        size_t msg_n;
+        sb_test_call_print print;
+        bool name_service; /* the call is printed as "<service>/<method>", not "<method>" */
+} sb_test_call_opts;
+
+/* One call of a service of the stack through its client: method is the name of a method of the service
+ * ("PostTransaction"; aborts when the service has none) or a full path ("/sharebuy.wallet.v1.Wallet/GetSupply").
+ * Returns the status; on OK the response into *resp, or freed when resp is NULL (*resp untouched otherwise). o may
+ * be NULL. Thread-safe. */
+sb_status sb_test_stack_call(sb_test_stack *st, const char *service, const char *method, const void *req,
+                             const ProtobufCMessageDescriptor *resp_desc, const sb_test_call_opts *o, void **resp);
+
 /* Move sp_units (0.0001 SP) from the unreleased SP into the treasury through Wallet/PostTransaction (a SERVICE
  * adjustment, idempotent on key), so merchants can buy deposits on a ledger whose treasury is empty. Returns the
  * wallet's status. */

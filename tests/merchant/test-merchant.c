@@ -39,32 +39,18 @@ static uint64_t run_id;
 
 /* --- Calls --- */
 
-static sb_status callx(const char *svc, const ProtobufCServiceDescriptor *sd, const char *method, const void *req,
-                       const ProtobufCMessageDescriptor *rd, const char *tok, void **resp) {
-        char path[160];
-        SB_CHECK_EQ(sb_rpc_method_path(sd, method, path, sizeof path), 0);
-        sb_rpc_call_opts o = {.deadline_ms = 30000, .bearer = tok, .ret_reason = reason};
-        ProtobufCMessage *r = NULL;
-        reason[0] = '\0';
-        sb_status s = sb_rpc_client_call(sb_test_stack_client(st, svc), path, req, rd, &o, &r, message, sizeof message);
-        if (s == SB_OK) {
-                if (resp)
-                        *resp = r;
-                else
-                        protobuf_c_message_free_unpacked(r, NULL);
-        } else if (getenv("TEST_VERBOSE"))
-                fprintf(stderr, "  %s/%s -> %s %s: %s\n", svc, method, sb_status_name(s), reason, message);
-        return s;
+/* One call; the reason and message into reason and message. */
+static sb_status callx(const char *svc, const char *method, const void *req, const ProtobufCMessageDescriptor *rd,
+                       const char *tok, void **resp) {
+        sb_test_call_opts o = {.deadline_ms = 30000, .bearer = tok, .reason = reason, .msg = message,
+                               .msg_n = sizeof message, .print = SB_TEST_CALL_VERBOSE, .name_service = true};
+        return sb_test_stack_call(st, svc, method, req, rd, &o, resp);
 }
 
-#define MCALL(m, req, rd, tok, resp)                                                                               \
-        callx("merchant", &sharebuy__merchant__v1__merchant__descriptor, m, req, rd, tok, (void **) (resp))
-#define WCALL(m, req, rd, tok, resp)                                                                               \
-        callx("wallet", &sharebuy__wallet__v1__wallet__descriptor, m, req, rd, tok, (void **) (resp))
-#define ICALL(m, req, rd, tok, resp)                                                                               \
-        callx("identity", &sharebuy__identity__v1__identity__descriptor, m, req, rd, tok, (void **) (resp))
-#define RCALL(m, req, rd, tok, resp)                                                                               \
-        callx("region", &sharebuy__region__v1__region__descriptor, m, req, rd, tok, (void **) (resp))
+#define MCALL(m, req, rd, tok, resp) callx("merchant", m, req, rd, tok, (void **) (resp))
+#define WCALL(m, req, rd, tok, resp) callx("wallet", m, req, rd, tok, (void **) (resp))
+#define ICALL(m, req, rd, tok, resp) callx("identity", m, req, rd, tok, (void **) (resp))
+#define RCALL(m, req, rd, tok, resp) callx("region", m, req, rd, tok, (void **) (resp))
 
 #define EXPECT_REASON(call_expr, code, why)                                                                        \
         do {                                                                                                       \
@@ -954,13 +940,10 @@ static void test_crash(void) {
         rq.sale_id = sid;
         rq.member_code = code;
         rq.spend_fen = YUAN(100);
-        char path[160];
-        SB_CHECK_EQ(sb_rpc_method_path(&sharebuy__merchant__v1__merchant__descriptor, "RecordSale", path, sizeof path), 0);
-        sb_rpc_call_opts o = {.deadline_ms = 2000, .bearer = M1.cashier_tok, .ret_reason = reason};
-        ProtobufCMessage *resp = NULL;
-        sb_status s = sb_rpc_client_call(sb_test_stack_client(st, "merchant"), path, &rq.base,
-                                         &sharebuy__merchant__v1__record_sale_response__descriptor, &o, &resp, message,
-                                         sizeof message);
+        sb_test_call_opts o = {.deadline_ms = 2000, .bearer = M1.cashier_tok, .reason = reason, .msg = message,
+                               .msg_n = sizeof message};
+        sb_status s = sb_test_stack_call(st, "merchant", "RecordSale", &rq,
+                                         &sharebuy__merchant__v1__record_sale_response__descriptor, &o, NULL);
         SB_CHECK_EQ(s, SB_DEADLINE_EXCEEDED);
         /* Posted, not stored: kill it now. */
         SB_CHECK(transaction_exists(key));

@@ -50,33 +50,18 @@ static char svc_tok[SB_AUTH_TOKEN_MAX], admin_tok[SB_AUTH_TOKEN_MAX], owner_tok[
 
 /* --- calls to the real services --- */
 
-static sb_status callx(const char *svc, const ProtobufCServiceDescriptor *sd, const char *method, const void *req,
-                       const ProtobufCMessageDescriptor *rd, const char *tok, void **resp) {
-        char path[160];
-        SB_CHECK_EQ(sb_rpc_method_path(sd, method, path, sizeof path), 0);
-        sb_rpc_call_opts o = { .deadline_ms = 30000, .bearer = tok, .ret_reason = reason };
-        ProtobufCMessage *r = NULL;
-        reason[0] = '\0';
-        sb_status s = sb_rpc_client_call(sb_test_stack_client(st, svc), path, req, rd, &o, &r, message, sizeof message);
-        if (s == SB_OK) {
-                if (resp)
-                        *resp = r;
-                else
-                        protobuf_c_message_free_unpacked(r, NULL);
-        } else {
-                g_printerr("  %s/%s -> %s %s: %s\n", svc, method, sb_status_name(s), reason, message);
-        }
-        return s;
+/* One call; the reason and message into reason and message, a failure printed. */
+static sb_status callx(const char *svc, const char *method, const void *req, const ProtobufCMessageDescriptor *rd,
+                       const char *tok, void **resp) {
+        sb_test_call_opts o = { .deadline_ms = 30000, .bearer = tok, .reason = reason, .msg = message,
+                                .msg_n = sizeof message, .print = SB_TEST_CALL_ALWAYS, .name_service = true };
+        return sb_test_stack_call(st, svc, method, req, rd, &o, resp);
 }
 
-#define MCALL(m, req, rd, tok, resp) \
-        callx("merchant", &sharebuy__merchant__v1__merchant__descriptor, m, req, rd, tok, (void **) (resp))
-#define WCALL(m, req, rd, tok, resp) \
-        callx("wallet", &sharebuy__wallet__v1__wallet__descriptor, m, req, rd, tok, (void **) (resp))
-#define ICALL(m, req, rd, tok, resp) \
-        callx("identity", &sharebuy__identity__v1__identity__descriptor, m, req, rd, tok, (void **) (resp))
-#define RCALL(m, req, rd, tok, resp) \
-        callx("region", &sharebuy__region__v1__region__descriptor, m, req, rd, tok, (void **) (resp))
+#define MCALL(m, req, rd, tok, resp) callx("merchant", m, req, rd, tok, (void **) (resp))
+#define WCALL(m, req, rd, tok, resp) callx("wallet", m, req, rd, tok, (void **) (resp))
+#define ICALL(m, req, rd, tok, resp) callx("identity", m, req, rd, tok, (void **) (resp))
+#define RCALL(m, req, rd, tok, resp) callx("region", m, req, rd, tok, (void **) (resp))
 
 static void free_msg(void *m) {
         if (m)

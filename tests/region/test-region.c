@@ -31,19 +31,9 @@ typedef Sharebuy__Region__V1__Centre Centre;
 /* One call to Region/<method>; *resp is set on SB_OK (free with protobuf_c_message_free_unpacked). */
 static sb_status call(const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
                       const char *token, void *resp) {
-        char path[128];
-        snprintf(path, sizeof path, "/sharebuy.region.v1.Region/%s", method);
-        sb_rpc_call_opts o = { .deadline_ms = 20000, .bearer = token, .ret_reason = reason };
-        ProtobufCMessage *r = NULL;
-        sb_status s = sb_rpc_client_call(sb_test_stack_client(st, "region"), path, req, rd, &o, &r, message,
-                                         sizeof message);
-        if (s == SB_OK) {
-                if (resp)
-                        *(ProtobufCMessage **)resp = r;
-                else
-                        protobuf_c_message_free_unpacked(r, NULL);
-        }
-        return s;
+        sb_test_call_opts o = { .deadline_ms = 20000, .bearer = token, .reason = reason, .msg = message,
+                                .msg_n = sizeof message };
+        return sb_test_stack_call(st, "region", method, req, rd, &o, resp);
 }
 
 static void token(sb_role role, uint64_t uid, uint64_t centre, char *out) {
@@ -319,13 +309,10 @@ static uint64_t real_user(void) {
         q.password = "Correct-Horse-Battery-42";
         for (int attempt = 0;; attempt++) {
                 snprintf(phone, sizeof phone, "136%08u", (unsigned) ((uid_base / 1000 + ++n * 7919u + (unsigned) rand()) % 100000000u));
-                char msg[256];
-                sb_rpc_call_opts o = { .deadline_ms = 20000 };
-                ProtobufCMessage *resp = NULL;
-                sb_status s = sb_rpc_client_call(sb_test_stack_client(st, "identity"),
-                                                 "/sharebuy.identity.v1.Identity/RegisterMember", &q.base,
-                                                 &sharebuy__identity__v1__register_member_response__descriptor, &o, &resp,
-                                                 msg, sizeof msg);
+                void *resp = NULL;
+                sb_status s = sb_test_stack_call(st, "identity", "RegisterMember", &q.base,
+                                                 &sharebuy__identity__v1__register_member_response__descriptor, NULL,
+                                                 &resp);
                 if (s == SB_OK) {
                         uint64_t id = ((Sharebuy__Identity__V1__RegisterMemberResponse *)resp)->member->member_id;
                         protobuf_c_message_free_unpacked(resp, NULL);

@@ -37,7 +37,7 @@ static sb_status call(const char *method, const void *req, const ProtobufCMessag
 /* One call to another service of the stack (full method path). */
 static sb_status pcall(const char *svc, const char *full_path, const void *req, const ProtobufCMessageDescriptor *d,
                        const char *tok, void **resp, char *reason) {
-        return wt_call_path(sb_test_stack_client(st, svc), full_path, req, d, tok, resp, reason, NULL);
+        return wt_call_path(svc, full_path, req, d, tok, resp, reason, NULL);
 }
 
 static void open_member(uint64_t id) {

@@ -34,37 +34,16 @@ void free_msg(void *m) {
                 protobuf_c_message_free_unpacked(m, NULL);
 }
 
-/* wt_call_path, naming the call `label` when it prints a failure. */
-static sb_status call_at(sb_rpc_client *c, const char *path, const char *label, const void *req,
-                         const ProtobufCMessageDescriptor *d, const char *tok, void **resp, char *reason, char *msg) {
-        char mbuf[WT_MSG_MAX] = "", rbuf[SB_RPC_REASON_MAX] = "";
-        sb_rpc_call_opts o = {.deadline_ms = wt_deadline_ms, .bearer = tok, .ret_reason = rbuf};
-        ProtobufCMessage *r = NULL;
-        sb_status s = sb_rpc_client_call(c, path, req, d, &o, &r, mbuf, sizeof mbuf);
-        if (reason)
-                snprintf(reason, SB_RPC_REASON_MAX, "%s", rbuf);
-        if (msg)
-                snprintf(msg, WT_MSG_MAX, "%s", s == SB_OK ? "" : mbuf);
-        if (s == SB_OK) {
-                if (resp)
-                        *resp = r;
-                else
-                        protobuf_c_message_free_unpacked(r, NULL);
-        } else if (getenv("TEST_VERBOSE"))
-                fprintf(stderr, "  %s -> %s %s: %s\n", label, sb_status_name(s), rbuf, mbuf);
-        return s;
-}
-
-sb_status wt_call_path(sb_rpc_client *c, const char *path, const void *req, const ProtobufCMessageDescriptor *d,
+sb_status wt_call_path(const char *svc, const char *path, const void *req, const ProtobufCMessageDescriptor *d,
                        const char *tok, void **resp, char *reason, char *msg) {
-        return call_at(c, path, path, req, d, tok, resp, reason, msg);
+        sb_test_call_opts o = {.deadline_ms = wt_deadline_ms, .bearer = tok, .reason = reason, .msg = msg,
+                               .msg_n = msg ? WT_MSG_MAX : 0, .print = SB_TEST_CALL_VERBOSE};
+        return sb_test_stack_call(st, svc, path, req, d, &o, resp);
 }
 
 sb_status wt_call(const char *method, const void *req, const ProtobufCMessageDescriptor *d, const char *tok,
                   void **resp, char *reason, char *msg) {
-        char path[128];
-        SB_CHECK_EQ(sb_rpc_method_path(&sharebuy__wallet__v1__wallet__descriptor, method, path, sizeof path), 0);
-        return call_at(cli, path, method, req, d, tok, resp, reason, msg);
+        return wt_call_path("wallet", method, req, d, tok, resp, reason, msg);
 }
 
 sb_status wt_open_accounts(int kind, uint64_t id, Sharebuy__Wallet__V1__OpenAccountsResponse **resp) {

@@ -38,15 +38,16 @@ uint64_t owner_id(uint64_t n);
 /* Frees an unpacked message (NULL is fine). */
 void free_msg(void *m);
 
-/* One call of a wallet method through cli with the bearer tok (NULL: none). Returns the status; the
+/* One call of a wallet method (sb_test_stack_call) with the bearer tok (NULL: none). Returns the status; the
  * "sharebuy-reason" into reason (SB_RPC_REASON_MAX bytes) and the message into msg (WT_MSG_MAX bytes, "" on OK),
  * each if not NULL; the response into *resp on OK (freed when resp is NULL). With TEST_VERBOSE set, every failure
  * is printed. Thread-safe. */
 sb_status wt_call(const char *method, const void *req, const ProtobufCMessageDescriptor *d, const char *tok,
                   void **resp, char *reason, char *msg);
 
-/* The same through client c to a full method path ("/sharebuy.identity.v1.Identity/RegisterMember"). */
-sb_status wt_call_path(sb_rpc_client *c, const char *path, const void *req, const ProtobufCMessageDescriptor *d,
+/* The same to service svc of st, method a full method path ("/sharebuy.identity.v1.Identity/RegisterMember") or a
+ * method's name (sb_test_stack_call). */
+sb_status wt_call_path(const char *svc, const char *path, const void *req, const ProtobufCMessageDescriptor *d,
                        const char *tok, void **resp, char *reason, char *msg);
 
 /* OpenAccounts for the owner (kind, id) with the service token: the status; the response into *resp on OK (freed

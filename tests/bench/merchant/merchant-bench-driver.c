@@ -54,13 +54,12 @@ static int64_t mono_us(void) {
         return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void *call(const char *svc, const ProtobufCServiceDescriptor *sd, const char *method, const void *req,
-                  const ProtobufCMessageDescriptor *rd, const char *tok) {
-        char path[160], msg[512];
-        SB_CHECK_EQ(sb_rpc_method_path(sd, method, path, sizeof path), 0);
-        sb_rpc_call_opts o = {.deadline_ms = 30000, .bearer = tok};
-        ProtobufCMessage *r = NULL;
-        sb_status s = sb_rpc_client_call(sb_test_stack_client(st, svc), path, req, rd, &o, &r, msg, sizeof msg);
+static void *call(const char *svc, const char *method, const void *req, const ProtobufCMessageDescriptor *rd,
+                  const char *tok) {
+        char msg[512];
+        sb_test_call_opts o = {.deadline_ms = 30000, .bearer = tok, .msg = msg, .msg_n = sizeof msg};
+        void *r = NULL;
+        sb_status s = sb_test_stack_call(st, svc, method, req, rd, &o, &r);
         if (s != SB_OK) {
                 fprintf(stderr, "setup: %s/%s: %s: %s\n", svc, method, sb_status_name(s), msg);
                 abort();
@@ -361,7 +360,7 @@ static void setup(void) {
                 rq.phone = phone;
                 rq.password = "Correct-Horse-Battery-42";
                 Sharebuy__Identity__V1__RegisterMemberResponse *r =
-                        call("identity", &sharebuy__identity__v1__identity__descriptor, "RegisterMember", &rq,
+                        call("identity", "RegisterMember", &rq,
                              &sharebuy__identity__v1__register_member_response__descriptor, NULL);
                 members[i] = r->member->member_id;
                 protobuf_c_message_free_unpacked(&r->base, NULL);
@@ -372,8 +371,7 @@ static void setup(void) {
                 ac.member_case = SHAREBUY__IDENTITY__V1__ACTIVATE_REQUEST__MEMBER_MEMBER_ID;
                 ac.member_id = members[i];
                 ac.pack_price_fen = 9900;
-                protobuf_c_message_free_unpacked(call("identity", &sharebuy__identity__v1__identity__descriptor,
-                                                      "Activate", &ac,
+                protobuf_c_message_free_unpacked(call("identity", "Activate", &ac,
                                                       &sharebuy__identity__v1__activation_result__descriptor, svc_tok),
                                                  NULL);
                 Sharebuy__Identity__V1__IssueMemberCodeRequest ic = SHAREBUY__IDENTITY__V1__ISSUE_MEMBER_CODE_REQUEST__INIT;
@@ -381,7 +379,7 @@ static void setup(void) {
                 ic.text_only = true;
                 ic.ttl_seconds = 86400;
                 Sharebuy__Identity__V1__IssueMemberCodeResponse *c =
-                        call("identity", &sharebuy__identity__v1__identity__descriptor, "IssueMemberCode", &ic,
+                        call("identity", "IssueMemberCode", &ic,
                              &sharebuy__identity__v1__issue_member_code_response__descriptor, svc_tok);
                 cards[i] = strdup(c->code);
                 protobuf_c_message_free_unpacked(&c->base, NULL);
@@ -410,14 +408,13 @@ static void setup(void) {
                 ap.contact_name = "店长";
                 ap.contact_phone = "13800138000";
                 Sharebuy__Merchant__V1__MerchantProfile *p =
-                        call("merchant", &sharebuy__merchant__v1__merchant__descriptor, "Apply", &ap,
+                        call("merchant", "Apply", &ap,
                              &sharebuy__merchant__v1__merchant_profile__descriptor, owner_tok);
                 merchants[m] = p->merchant_id;
                 protobuf_c_message_free_unpacked(&p->base, NULL);
                 Sharebuy__Merchant__V1__ApproveRequest ar = SHAREBUY__MERCHANT__V1__APPROVE_REQUEST__INIT;
                 ar.merchant_id = merchants[m];
-                protobuf_c_message_free_unpacked(call("merchant", &sharebuy__merchant__v1__merchant__descriptor,
-                                                      "Approve", &ar,
+                protobuf_c_message_free_unpacked(call("merchant", "Approve", &ar,
                                                       &sharebuy__merchant__v1__merchant_profile__descriptor, admin_tok),
                                                  NULL);
         }
