@@ -73,6 +73,9 @@ static const sb_config_key identity_keys[] = {
         { "identity.member_codes_per_minute", SB_CONFIG_INT, "30", 1, 10000, true, false,
           "member codes issued per minute for one member" },
         { "identity.max_terminals", SB_CONFIG_INT, "50", 1, 10000, true, false, "terminals per merchant" },
+        { "identity.offline_grace_max", SB_CONFIG_DURATION_MS, "168h", 0, INT64_C(604800000), true, false,
+          "the oldest capture time a service may give for a queued sale's member code (the district's grace, "
+          "checked by the merchant, is at most 7 days)" },
         { "identity.audit_flush", SB_CONFIG_DURATION_MS, "20ms", 1, 60000, true, false,
           "how long an audit event may wait before the writer thread inserts it with the others queued" },
         { "identity.activation_merchants", SB_CONFIG_STRING, "", 0, 1024, false, false,
@@ -156,6 +159,7 @@ static int identity_init(const sb_config *cfg, void **ret_state, char *err, size
         st->refresh_ttl_ms = sb_config_int(cfg, "auth.refresh_ttl");
         st->terminal_refresh_ttl_ms = sb_config_int(cfg, "auth.terminal_refresh_ttl");
         st->member_code_ttl_ms = sb_config_int(cfg, "identity.member_code_ttl");
+        st->offline_grace_max_ms = sb_config_int(cfg, "identity.offline_grace_max");
         st->pairing_ttl_ms = sb_config_int(cfg, "identity.pairing_ttl");
         st->lock_failures = sb_config_int(cfg, "identity.lock_failures");
         st->lock_ms = sb_config_int(cfg, "identity.lock_duration");

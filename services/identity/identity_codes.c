@@ -340,9 +340,17 @@ sb_status identity_resolve_member_code(sb_call *call, const ProtobufCMessage *re
         int64_t now = identity_now_ms();
         int64_t at = now;
         if (c.role == SB_ROLE_SERVICE && req->captured_unix_ms) {
-                /* No offline grace is configured: the code must be valid now. */
+                /* A sale from a terminal's offline queue: the code must have been valid when the terminal captured
+                 * it. The merchant gives the capture time only within its district's offline grace (and the same
+                 * business day); identity bounds it too, by identity.offline_grace_max. */
                 if (req->captured_unix_ms > now + 60000)
                         return identity_invalid(call, "captured_unix_ms: in the future");
+                if (now - req->captured_unix_ms > identity_st(call)->offline_grace_max_ms)
+                        return sb_call_fail_reason(call, SB_FAILED_PRECONDITION, "REASON_MEMBER_CODE_EXPIRED",
+                                                   "the code was captured %" PRId64 " s ago, longer than the offline "
+                                                   "grace allows",
+                                                   (now - req->captured_unix_ms) / 1000);
+                at = req->captured_unix_ms;
         }
         identity_member_code mc;
         if ((s = identity_member_code_check(call, req->code, at, &mc, &c, merchant_id, terminal_id)) != SB_OK)

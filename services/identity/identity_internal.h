@@ -47,6 +47,7 @@ typedef struct identity_state {
         sb_auth_verifier *verifier;   /* the public keys of auth.public_keys: tokens and member codes */
         char *jwks;                   /* the JWKS document of those keys */
         int64_t access_ttl_ms, refresh_ttl_ms, terminal_refresh_ttl_ms, member_code_ttl_ms, pairing_ttl_ms;
+        int64_t offline_grace_max_ms; /* how far back a service's captured_unix_ms may lie */
         int64_t lock_failures, lock_ms;
         int64_t signin_peer_failures, register_per_peer, pair_peer_failures, lookup_per_peer;
         int64_t member_codes_per_minute, max_terminals;

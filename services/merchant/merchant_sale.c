@@ -706,7 +706,10 @@ static bool prepare(sb_call *call, const sb_claims *c, const merchant_row *known
         rq.consume_key = (char *) (consume_key ? consume_key : "");
         rq.merchant_id = p->m.id;
         rq.terminal_id = c->terminal_id;
-        rq.captured_unix_ms = captured_ms;
+        /* A queued sale's code counts as of its capture only within the district's offline grace (0 = none: the
+         * code must be valid now, as for a live sale). */
+        rq.captured_unix_ms =
+                captured_ms > 0 && merchant_now_ms() - captured_ms <= p->set.offline_grace_ms ? captured_ms : 0;
         Sharebuy__Identity__V1__ResolveMemberCodeResponse *mr = NULL;
         char msg[SB_RPC_MESSAGE_MAX], reason[SB_RPC_REASON_MAX];
         st = merchant_peer(call, "identity", &sharebuy__identity__v1__identity__descriptor, "ResolveMemberCode", &rq,

@@ -685,6 +685,38 @@ int main(void) {
         n_resolved[3] = count_events(adb, a, resolved_type);
         SB_CHECK_EQ(n_resolved[3], n_resolved[2] + 7); /* the graceful stop wrote them */
 
+        /* --- a queued sale's code: a service gives the moment a terminal captured it; the code counts as of then,
+         * within identity.offline_grace_max --- */
+        sb_test_stack_env(st, "identity", "SB_IDENTITY_MEMBER_CODE_TTL", "10s");
+        sb_test_stack_env(st, "identity", "SB_IDENTITY_OFFLINE_GRACE_MAX", "1h");
+        SB_CHECK_EQ(sb_test_stack_start_service(st, "identity"), 0);
+        SB_CHECK_EQ(CALL("IssueMemberCode", tok_a, ic, issue_member_code_response, &icr), SB_OK);
+        const int64_t captured = icr->expires_unix_ms - 9000; /* a second after it was issued */
+        Sharebuy__Identity__V1__ResolveMemberCodeRequest oq = SHAREBUY__IDENTITY__V1__RESOLVE_MEMBER_CODE_REQUEST__INIT;
+        oq.code = icr->code;
+        oq.merchant_id = m1;
+        oq.consume_key = (char *)"sale:offline:1";
+        struct timespec wait = { 11, 0 }; /* past the code's 10 s */
+        nanosleep(&wait, NULL);
+        EXPECT(CALL("ResolveMemberCode", tok_cashier, oq, resolve_member_code_response, NULL), SB_INVALID_ARGUMENT,
+               "REASON_FIELD_INVALID"); /* a cashier cannot give a capture time (nor a merchant) */
+        oq.merchant_id = 0;
+        EXPECT(CALL("ResolveMemberCode", tok_cashier, oq, resolve_member_code_response, NULL), SB_FAILED_PRECONDITION,
+               "REASON_MEMBER_CODE_EXPIRED"); /* live: expired now */
+        oq.merchant_id = m1;
+        oq.captured_unix_ms = captured;
+        Sharebuy__Identity__V1__ResolveMemberCodeResponse *orr = NULL;
+        SB_CHECK_EQ(CALL("ResolveMemberCode", svc, oq, resolve_member_code_response, &orr), SB_OK);
+        SB_CHECK(orr->member->member_id == a && orr->consumed);
+        oq.captured_unix_ms = icr->expires_unix_ms + 1000; /* captured after it expired */
+        EXPECT(CALL("ResolveMemberCode", svc, oq, resolve_member_code_response, NULL), SB_FAILED_PRECONDITION,
+               "REASON_MEMBER_CODE_EXPIRED");
+        oq.captured_unix_ms = captured - 2 * 3600 * 1000; /* older than identity.offline_grace_max */
+        EXPECT(CALL("ResolveMemberCode", svc, oq, resolve_member_code_response, NULL), SB_FAILED_PRECONDITION,
+               "REASON_MEMBER_CODE_EXPIRED");
+        SB_CHECK(strstr(msg, "offline grace"));
+        SB_CHECK_EQ(sb_test_stack_kill(st, "identity", SIGTERM), 0);
+
         /* --- the per-address registration limit (restart identity with a low one) --- */
         sb_test_stack_env(st, "identity", "SB_IDENTITY_REGISTER_PER_PEER", "2");
         SB_CHECK_EQ(sb_test_stack_start_service(st, "identity"), 0);
