@@ -207,12 +207,9 @@ static int resolve_load(sb_db *db, const identity_member_code *mc, resolve_row *
         sb_db_stmt *q;
         memset(x, 0, sizeof *x);
         int r = sb_db_prepare(db,
-                              "SELECT c.consume_key, u.user_id, u.phone, u.vip, u.disabled, u.referrer_kind, "
-                              "u.referrer_id, COALESCE(r.vip, 0), r.user_id, r.referrer_kind, r.referrer_id, "
-                              "COALESCE(r2.vip, 0) FROM member_codes c "
-                              "LEFT JOIN users u ON u.user_id = c.member_id AND u.kind = 1 "
-                              "LEFT JOIN users r ON u.referrer_kind = 1 AND r.user_id = u.referrer_id "
-                              "LEFT JOIN users r2 ON r.referrer_kind = 1 AND r2.user_id = r.referrer_id "
+                              "SELECT c.consume_key, u.user_id, u.phone, u.vip, u.disabled, " IDENTITY_REFERRER_COLS
+                              " FROM member_codes c LEFT JOIN users u ON u.user_id = c.member_id AND u.kind = 1"
+                              IDENTITY_REFERRER_JOINS
                               "WHERE c.nonce = ? AND c.member_id = ?",
                               &q);
         if (r < 0)
@@ -229,32 +226,13 @@ static int resolve_load(sb_db *db, const identity_member_code *mc, resolve_row *
                 sb_db_col_str(q, 0, x->used_key, sizeof x->used_key);
         x->member_found = !sb_db_col_is_null(q, 1);
         if (x->member_found) {
-                int64_t vip = 0, dis = 0, k = 0, rvip = 0;
-                uint64_t id = 0;
+                int64_t vip = 0, dis = 0;
                 sb_db_col_str(q, 2, x->phone, sizeof x->phone);
                 sb_db_col_i64(q, 3, &vip);
                 sb_db_col_i64(q, 4, &dis);
                 x->vip = vip != 0;
                 x->disabled = dis != 0;
-                sb_db_col_i64(q, 5, &k);
-                sb_db_col_u64(q, 6, &id);
-                sb_db_col_i64(q, 7, &rvip);
-                if (k != 0) {
-                        /* Level 1, as identity_referrers(): the referrer, VIP when a member who is. */
-                        x->ref_kind[0] = (int)k, x->ref_id[0] = id, x->ref_vip[0] = rvip != 0, x->n_ref = 1;
-                        int64_t k2 = 0, vip2 = 0;
-                        uint64_t id2 = 0;
-                        /* Level 2 only through a member referrer whose row exists and who has a referrer. */
-                        if (k == SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER && !sb_db_col_is_null(q, 8)) {
-                                sb_db_col_i64(q, 9, &k2);
-                                sb_db_col_u64(q, 10, &id2);
-                                sb_db_col_i64(q, 11, &vip2);
-                                if (k2 != 0) {
-                                        x->ref_kind[1] = (int)k2, x->ref_id[1] = id2, x->ref_vip[1] = vip2 != 0;
-                                        x->n_ref = 2;
-                                }
-                        }
-                }
+                x->n_ref = identity_referrer_cols(q, 5, x->ref_kind, x->ref_id, x->ref_vip);
         }
         while (sb_db_fetch(q) == 1) {
         }

@@ -174,6 +174,18 @@ sb_status identity_check_login_input(sb_call *call, const char *login, const cha
  * their number, or a negative sb_db code. */
 int identity_referrers(sb_db *db, uint64_t member_id, int kinds[2], uint64_t ids[2], bool vips[2]);
 
+/* A member's two referrer levels in one statement: select IDENTITY_REFERRER_COLS from `users u`
+ * IDENTITY_REFERRER_JOINS, then identity_referrer_cols() on the 7 columns from the first of them. Level 1 is u's
+ * referrer (VIP when a member who is); level 2 only through a member referrer whose row exists and has one. */
+#define IDENTITY_REFERRER_COLS                                                                                       \
+        "u.referrer_kind, u.referrer_id, COALESCE(r.vip, 0), r.user_id, r.referrer_kind, r.referrer_id, "         \
+        "COALESCE(r2.vip, 0)"
+#define IDENTITY_REFERRER_JOINS                                                                                      \
+        " LEFT JOIN users r ON u.referrer_kind = 1 AND r.user_id = u.referrer_id"                                 \
+        " LEFT JOIN users r2 ON r.referrer_kind = 1 AND r2.user_id = r.referrer_id "
+/* Returns how many levels (0..2) it filled in. */
+int identity_referrer_cols(sb_db_stmt *s, unsigned first, int kinds[2], uint64_t ids[2], bool vips[2]);
+
 /* Give an owner (OwnerKind, id) a referral code if it has none; the code goes into out. 0 or negative. */
 int identity_referral_code_ensure(sb_db *db, int kind, uint64_t id, char out[IDENTITY_REFERRAL_CODE_LEN + 1]);
 

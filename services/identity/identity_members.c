@@ -225,21 +225,39 @@ static int member_referrer(sb_db *db, uint64_t member_id, int *ret_kind, uint64_
         return 1;
 }
 
+int identity_referrer_cols(sb_db_stmt *s, unsigned first, int kinds[2], uint64_t ids[2], bool vips[2]) {
+        int64_t k = 0, vip = 0, k2 = 0, vip2 = 0;
+        uint64_t id = 0, id2 = 0;
+        sb_db_col_i64(s, first, &k);
+        sb_db_col_u64(s, first + 1, &id);
+        sb_db_col_i64(s, first + 2, &vip);
+        if (k == 0)
+                return 0;
+        kinds[0] = (int)k, ids[0] = id, vips[0] = vip != 0;
+        if (k != SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER || sb_db_col_is_null(s, first + 3))
+                return 1;
+        sb_db_col_i64(s, first + 4, &k2);
+        sb_db_col_u64(s, first + 5, &id2);
+        sb_db_col_i64(s, first + 6, &vip2);
+        if (k2 == 0)
+                return 1;
+        kinds[1] = (int)k2, ids[1] = id2, vips[1] = vip2 != 0;
+        return 2;
+}
+
 int identity_referrers(sb_db *db, uint64_t member_id, int kinds[2], uint64_t ids[2], bool vips[2]) {
-        int k = 0, n = 0;
-        uint64_t id = 0;
-        bool vip = false;
-        int r = member_referrer(db, member_id, &k, &id, &vip);
-        if (r <= 0)
-                return r;
-        kinds[n] = k, ids[n] = id, vips[n] = vip, n++;
-        if (k != SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER)
-                return n;
-        r = member_referrer(db, id, &k, &id, &vip);
+        sb_db_stmt *s;
+        int r = sb_db_prepare(db, "SELECT " IDENTITY_REFERRER_COLS " FROM users u" IDENTITY_REFERRER_JOINS
+                                  "WHERE u.user_id = ?",
+                              &s);
         if (r < 0)
                 return r;
-        if (r == 1)
-                kinds[n] = k, ids[n] = id, vips[n] = vip, n++;
+        sb_db_bind_u64(s, 0, member_id);
+        if ((r = sb_db_execute(s)) < 0 || (r = sb_db_fetch(s)) < 0)
+                return r;
+        int n = r == 0 ? 0 : identity_referrer_cols(s, 0, kinds, ids, vips);
+        while (sb_db_fetch(s) == 1) {
+        }
         return n;
 }
 
