@@ -612,12 +612,16 @@ static sb_status h_get_my_allotments(sb_call *call, const ProtobufCMessage *req_
                 return code;
         sb_db_stmt *s;
         int r;
+        /* The owner's CV account (unique key of the wallet's accounts), then each completed day in the window (the
+         * runs' primary key), then that day's snapshot row by day_account (migration 0008): one probe per day. */
         if ((r = sb_db_prepare(db,
                                "SELECT s.business_day, s.seq, s.account_id, s.cv_units, r.release_sp, r.cv_total,"
                                " r.account_count, r.id_max, r.price_micro, r.leftover_sp, r.thr_none, r.thr_rem,"
-                               " r.thr_id, r.chunk_accounts FROM snapshot s JOIN runs r ON r.business_day = s.business_day"
-                               " AND r.status = 2 WHERE s.owner_kind = ? AND s.owner_id = ? AND s.business_day >= ?"
-                               " AND s.business_day <= ? ORDER BY s.business_day DESC LIMIT 5000",
+                               " r.thr_id, r.chunk_accounts FROM sharebuy_wallet.airdrop_cv_accounts a"
+                               " STRAIGHT_JOIN runs r STRAIGHT_JOIN snapshot s"
+                               " ON s.business_day = r.business_day AND s.account_id = a.account_id"
+                               " WHERE a.owner_kind = ? AND a.owner_id = ? AND r.status = 2 AND r.business_day >= ?"
+                               " AND r.business_day <= ? ORDER BY r.business_day DESC LIMIT 5000",
                                &s)) < 0 ||
             (r = sb_db_bind_i64(s, 0, kind)) < 0 || (r = sb_db_bind_u64(s, 1, id)) < 0 ||
             (r = sb_db_bind_str(s, 2, from)) < 0 || (r = sb_db_bind_str(s, 3, to)) < 0 || (r = sb_db_execute(s)) < 0)
