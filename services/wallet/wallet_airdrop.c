@@ -108,7 +108,12 @@ typedef struct ad_ctx {
         uint64_t *tx_ids;
         unsigned *shard;           /* per transaction: the airdrop-spent shard */
         int64_t sp_total, cost_total;
-        ad_buf j1, j2;
+        ad_buf j1;
+        /* the entries of the chunk, one array per column (sb_db_execute_bulk) */
+        size_t e_cap;
+        uint64_t *e_tx, *e_account, *e_shard;
+        int64_t *e_asset, *e_amount, *e_after, *e_reason;
+        uint8_t *e_after_null;
         bool replayed;
         wallet_problem problem;
 } ad_ctx;
@@ -459,37 +464,41 @@ static int book(sb_db *db, ad_ctx *c) {
                 return r == -ENOENT ? -EIO : r;
         c->replayed = false;
 
-        /* 4. The entries, in leg order (the chain hash covers them in entry_id order). A single-table INSERT …
-         * SELECT inserts the rows in the order JSON_TABLE yields them, the document's; no ORDER BY: MariaDB sizes
-         * the sort buffer from the table function's tiny row estimate, so sorting 20 000 rows took ~230 merge
-         * passes through temporary files (Sort_merge_passes), a fifth of the statement. `sharebuyctl ledger verify`
-         * (the chain hash over entry_id order) checks the order of every chunk. */
-        buf_reset(&c->j2);
-        buf_printf(&c->j2, "[");
-        bool first = true;
+        /* 4. The entries, in leg order (the chain hash covers them in entry_id order), in one bulk execution
+         * (sb_db_execute_bulk: the rows travel as binary arrays and the server runs them in order, so entry_id follows
+         * leg order; `sharebuyctl ledger verify` checks the order of every chunk). Measured on 20 000 entries: ~90 ms
+         * against ~130 ms for the same rows expanded from a JSON document by JSON_TABLE (docs/benchmarks.md). */
+        size_t ne = 0;
         for (size_t t = 0; t < c->n_tx; t++) {
                 if (build_tx(c, t, true) < 0)
                         return WALLET_EREFUSED;
                 for (size_t k = 0; k < c->tx->n_legs; k++) {
                         const wallet_leg *l = &c->tx->legs[k];
-                        buf_printf(&c->j2, "%s[%" PRIu64 ",%" PRIu64 ",%u,%d,%" PRId64 ",%d,%" PRId64 ",%d]",
-                                   first ? "" : ",", c->tx_ids[t], l->account_id, l->shard, l->ref.asset, l->amount,
-                                   l->has_balance_after ? 1 : 0, l->has_balance_after ? l->balance_after : 0,
-                                   l->reason);
-                        first = false;
+                        if (ne >= c->e_cap)
+                                return -EIO;
+                        c->e_tx[ne] = c->tx_ids[t];
+                        c->e_account[ne] = l->account_id;
+                        c->e_shard[ne] = l->shard;
+                        c->e_asset[ne] = l->ref.asset;
+                        c->e_amount[ne] = l->amount;
+                        c->e_after[ne] = l->has_balance_after ? l->balance_after : 0;
+                        c->e_after_null[ne] = l->has_balance_after ? 0 : 1;
+                        c->e_reason[ne] = l->reason;
+                        ne++;
                 }
         }
-        buf_printf(&c->j2, "]");
         TRY(sb_db_prepare(db,
                           "INSERT INTO entries (tx_id, account_id, shard, asset, amount, balance_after, reason)"
-                          " SELECT j.t, j.a, j.s, j.asset, j.amount, IF(j.hb = 1, j.ba, NULL), j.reason"
-                          " FROM JSON_TABLE(?, '$[*]' COLUMNS (t BIGINT UNSIGNED PATH '$[0]',"
-                          " a BIGINT UNSIGNED PATH '$[1]', s SMALLINT UNSIGNED PATH '$[2]',"
-                          " asset TINYINT UNSIGNED PATH '$[3]', amount BIGINT PATH '$[4]', hb TINYINT PATH '$[5]',"
-                          " ba BIGINT PATH '$[6]', reason TINYINT UNSIGNED PATH '$[7]')) AS j",
+                          " VALUES (?, ?, ?, ?, ?, ?, ?)",
                           &s));
-        TRY(sb_db_bind_strn(s, 0, c->j2.p, c->j2.len));
-        TRY(sb_db_execute(s));
+        const sb_db_bulk_col cols[7] = {
+                {.u64 = c->e_tx},     {.u64 = c->e_account},  {.u64 = c->e_shard},
+                {.i64 = c->e_asset},  {.i64 = c->e_amount},   {.i64 = c->e_after, .null = c->e_after_null},
+                {.i64 = c->e_reason},
+        };
+        TRY(sb_db_execute_bulk(s, ne, cols, 7));
+        if (sb_db_affected_rows(s) != ne)
+                return -EIO;
 
         /* 6. Last, the rows every chunk shares, in the ledger's order (the pool, then the shards ascending): held
          * from here to the commit only. The pool must hold the chunk's release. */
@@ -524,7 +533,7 @@ static int book(sb_db *db, ad_ctx *c) {
         }
         buf_reset(&c->j1);
         buf_printf(&c->j1, "[");
-        first = true;
+        bool first = true;
         for (unsigned sh = 0; sh < WALLET_HOT_SHARDS; sh++) {
                 if (!per_shard[sh])
                         continue;
@@ -589,7 +598,14 @@ static void ctx_free(ad_ctx *c) {
         free(c->tx_ids);
         free(c->shard);
         free(c->j1.p);
-        free(c->j2.p);
+        free(c->e_tx);
+        free(c->e_account);
+        free(c->e_shard);
+        free(c->e_asset);
+        free(c->e_amount);
+        free(c->e_after);
+        free(c->e_reason);
+        free(c->e_after_null);
 }
 
 sb_status wallet_h_apply_airdrop_chunk(sb_call *call, const ProtobufCMessage *req_, ProtobufCMessage *resp_) {
@@ -620,7 +636,17 @@ sb_status wallet_h_apply_airdrop_chunk(sb_call *call, const ProtobufCMessage *re
         c.request_hash = calloc(c.n_tx, sizeof *c.request_hash);
         c.tx_ids = calloc(c.n_tx, sizeof *c.tx_ids);
         c.shard = calloc(c.n_tx, sizeof *c.shard);
-        if (!c.items || !c.order || !c.accts || !c.tx || !c.request_hash || !c.tx_ids || !c.shard)
+        c.e_cap = 2 * c.n + 2 * c.n_tx; /* an SP and a CV leg per account, the pool and the spent account per tx */
+        c.e_tx = calloc(c.e_cap, sizeof *c.e_tx);
+        c.e_account = calloc(c.e_cap, sizeof *c.e_account);
+        c.e_shard = calloc(c.e_cap, sizeof *c.e_shard);
+        c.e_asset = calloc(c.e_cap, sizeof *c.e_asset);
+        c.e_amount = calloc(c.e_cap, sizeof *c.e_amount);
+        c.e_after = calloc(c.e_cap, sizeof *c.e_after);
+        c.e_reason = calloc(c.e_cap, sizeof *c.e_reason);
+        c.e_after_null = calloc(c.e_cap, sizeof *c.e_after_null);
+        if (!c.items || !c.order || !c.accts || !c.tx || !c.request_hash || !c.tx_ids || !c.shard || !c.e_tx ||
+            !c.e_account || !c.e_shard || !c.e_asset || !c.e_amount || !c.e_after || !c.e_reason || !c.e_after_null)
                 abort();
         for (size_t i = 0; i < c.n; i++) {
                 const Sharebuy__Wallet__V1__AirdropAllotment *a = req->allotments[i];

@@ -426,6 +426,80 @@ static void test_script(sb_db *db) {
     SB_CHECK_EQ(failed, 0);
 }
 
+typedef struct bulk_dup_ctx {
+    int64_t *a;
+    uint64_t *b;
+    int r;
+} bulk_dup_ctx;
+
+static int bulk_dup_fn(sb_db *db, void *arg) {
+    bulk_dup_ctx *c = arg;
+    sb_db_stmt *s;
+    int r = sb_db_prepare(db, "INSERT INTO sbtest_db.bulk (a, b) VALUES (?, ?)", &s);
+    if (r < 0)
+        return r;
+    sb_db_bulk_col cols[2] = {{.i64 = c->a}, {.u64 = c->b}};
+    c->r = sb_db_execute_bulk(s, 3, cols, 2);
+    return c->r;
+}
+
+static void test_bulk(sb_db *db) {
+    exec(db, "CREATE TABLE sbtest_db.bulk (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, a BIGINT NOT NULL UNIQUE,"
+             " b BIGINT UNSIGNED NULL) ENGINE=InnoDB");
+    enum { N = 5000 };
+    static int64_t a[N];
+    static uint64_t b[N];
+    static uint8_t null[N];
+    int64_t sum_a = 0;
+    for (int i = 0; i < N; i++) {
+        a[i] = (int64_t) (N - i) * 7 - 20000; /* decreasing, some negative */
+        b[i] = UINT64_MAX - (uint64_t) i;
+        null[i] = i % 10 == 3;
+        sum_a += a[i];
+    }
+    sb_db_stmt *s;
+    SB_CHECK_EQ(sb_db_prepare(db, "INSERT INTO sbtest_db.bulk (a, b) VALUES (?, ?)", &s), 0);
+    sb_db_bulk_col cols[2] = {{.i64 = a}, {.u64 = b, .null = null}};
+    SB_CHECK_EQ(sb_db_execute_bulk(s, N, cols, 2), 0);
+    SB_CHECK_EQ(sb_db_affected_rows(s), N);
+    SB_CHECK_EQ(query_i64(db, "SELECT COUNT(*) FROM sbtest_db.bulk"), N);
+    SB_CHECK_EQ(query_i64(db, "SELECT SUM(a) FROM sbtest_db.bulk"), sum_a);
+    SB_CHECK_EQ(query_i64(db, "SELECT COUNT(*) FROM sbtest_db.bulk WHERE b IS NULL"), N / 10);
+    SB_CHECK_EQ(query_i64(db, "SELECT COUNT(*) FROM sbtest_db.bulk WHERE b = 18446744073709551615"), 1);
+    /* The rows arrive in their order: ids follow the rows (a decreases along them). */
+    SB_CHECK_EQ(query_i64(db, "SELECT COUNT(*) FROM (SELECT a, LAG(a) OVER (ORDER BY id) AS p FROM sbtest_db.bulk) x"
+                              " WHERE p <= a"),
+                0);
+    /* The same statement executes singly afterwards. */
+    SB_CHECK_EQ(sb_db_prepare(db, "INSERT INTO sbtest_db.bulk (a, b) VALUES (?, ?)", &s), 0);
+    SB_CHECK_EQ(sb_db_bind_i64(s, 0, 1000000), 0);
+    SB_CHECK_EQ(sb_db_execute(s), 0);
+    SB_CHECK_EQ(sb_db_affected_rows(s), 1);
+    SB_CHECK_EQ(query_i64(db, "SELECT COUNT(*) FROM sbtest_db.bulk WHERE a = 1000000 AND b IS NULL"), 1);
+
+    /* A duplicate in the third row, inside a transaction: nothing of it stays. */
+    int64_t da[3] = {2000001, 2000002, a[17]};
+    uint64_t db_[3] = {1, 2, 3};
+    bulk_dup_ctx c = {.a = da, .b = db_};
+    SB_CHECK_EQ(sb_db_tx(db, bulk_dup_fn, &c), -EEXIST);
+    SB_CHECK_EQ(c.r, -EEXIST);
+    SB_CHECK_EQ(sb_db_errno(db), 1062);
+    SB_CHECK_EQ(query_i64(db, "SELECT COUNT(*) FROM sbtest_db.bulk WHERE a > 2000000"), 0);
+
+    /* Refusals. */
+    SB_CHECK_EQ(sb_db_prepare(db, "INSERT INTO sbtest_db.bulk (a, b) VALUES (?, ?)", &s), 0);
+    SB_CHECK_EQ(sb_db_execute_bulk(s, 0, cols, 2), -EINVAL);
+    SB_CHECK_EQ(sb_db_execute_bulk(s, N, cols, 1), -EINVAL);
+    sb_db_bulk_col both[2] = {{.i64 = a, .u64 = b}, {.u64 = b}};
+    SB_CHECK_EQ(sb_db_execute_bulk(s, N, both, 2), -EINVAL);
+    uint8_t bad[3] = {0, 2, 0};
+    sb_db_bulk_col badnull[2] = {{.i64 = da}, {.u64 = db_, .null = bad}};
+    SB_CHECK_EQ(sb_db_execute_bulk(s, 3, badnull, 2), -EINVAL);
+    SB_CHECK_EQ(sb_db_prepare(db, "SELECT a FROM sbtest_db.bulk WHERE a = ?", &s), 0);
+    SB_CHECK_EQ(sb_db_execute_bulk(s, 1, cols, 1), -EINVAL);
+    SB_CHECK_EQ(query_i64(db, "SELECT COUNT(*) FROM sbtest_db.bulk"), N + 1);
+}
+
 int main(void) {
     sb_db_config cfg;
     sb_test_db_admin_config(&cfg);
@@ -439,6 +513,7 @@ int main(void) {
     test_deadlock_retry(db, &cfg);
     test_reconnect(db, &cfg);
     test_script(db);
+    test_bulk(db);
     exec(db, "DROP DATABASE sbtest_db");
     sb_db_close(db);
     printf("ok\n");

@@ -770,6 +770,80 @@ int sb_db_execute(sb_db_stmt *s) {
     return -ENOTCONN;
 }
 
+int sb_db_execute_bulk(sb_db_stmt *s, size_t rows, const sb_db_bulk_col *cols, size_t n_cols) {
+    assert(s && cols);
+    sb_db *db = s->db;
+    clear_error(db);
+    if (s->ms && s->has_result)
+        mysql_stmt_free_result(s->ms);
+    s->has_result = false;
+    s->affected_rows = 0;
+    s->insert_id = 0;
+    if (rows == 0 || rows > UINT32_MAX) {
+        set_msg(db, 0, "a bulk execution takes 1 to %" PRIu32 " rows, not %zu", UINT32_MAX, rows);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n_cols; i++) {
+        if (!cols[i].i64 == !cols[i].u64) {
+            set_msg(db, 0, "bulk column %zu needs exactly one of signed or unsigned values", i);
+            return -EINVAL;
+        }
+        if (cols[i].null) {
+            for (size_t k = 0; k < rows; k++) {
+                if (cols[i].null[k] > 1) {
+                    set_msg(db, 0, "bulk column %zu: a NULL flag is 0 or 1", i);
+                    return -EINVAL;
+                }
+            }
+        }
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int r = ensure_ready(db);
+        if (r == 0 && (!s->ms || s->gen != db->gen))
+            r = stmt_prepare_now(s);
+        if (r == -ENOTCONN && !db->in_tx && attempt == 0)
+            continue; /* nothing was sent: try on a new connection */
+        if (r < 0)
+            return r;
+        if (s->ncols > 0 || s->nparams == 0 || n_cols != s->nparams) {
+            set_msg(db, 0, "a bulk execution needs a statement without a result and one column per parameter (%u),"
+                    " got %zu", s->nparams, n_cols);
+            return -EINVAL;
+        }
+        for (unsigned i = 0; i < s->nparams; i++) {
+            MYSQL_BIND *b = &s->pbind[i];
+            memset(b, 0, sizeof *b);
+            b->buffer_type = MYSQL_TYPE_LONGLONG;
+            b->buffer = cols[i].i64 ? (void *) cols[i].i64 : (void *) cols[i].u64;
+            b->is_unsigned = cols[i].u64 != NULL;
+            /* STMT_INDICATOR_NONE is 0 and STMT_INDICATOR_NULL is 1: the flags are the indicators. */
+            b->u.indicator = (char *) cols[i].null;
+        }
+        unsigned int n = (unsigned int) rows, zero = 0;
+        if (mysql_stmt_attr_set(s->ms, STMT_ATTR_ARRAY_SIZE, &n) || mysql_stmt_bind_param(s->ms, s->pbind)) {
+            r = fail_stmt(db, s->ms);
+            mysql_stmt_attr_set(s->ms, STMT_ATTR_ARRAY_SIZE, &zero);
+            return r;
+        }
+        int failed = mysql_stmt_execute(s->ms);
+        unsigned e = failed ? mysql_stmt_errno(s->ms) : 0;
+        if (failed)
+            r = fail_stmt(db, s->ms);
+        /* Back to single executions for the next sb_db_execute() of the same text. */
+        mysql_stmt_attr_set(s->ms, STMT_ATTR_ARRAY_SIZE, &zero);
+        if (failed) {
+            if (!is_conn_lost(e) || db->in_tx)
+                return r; /* in a transaction: sb_db_tx sees the lost connection and runs it again */
+            set_msg(db, e, "connection lost during a bulk write; it may have been applied");
+            return SB_DB_EUNKNOWN_COMMIT;
+        }
+        s->affected_rows = mysql_stmt_affected_rows(s->ms);
+        s->insert_id = mysql_stmt_insert_id(s->ms);
+        return 0;
+    }
+    return -ENOTCONN;
+}
+
 int sb_db_fetch(sb_db_stmt *s) {
     assert(s);
     if (!s->has_result)

@@ -102,6 +102,23 @@ int sb_db_bind_null(sb_db_stmt *s, unsigned idx);
  * Returns 0 or a negative code. */
 int sb_db_execute(sb_db_stmt *s);
 
+/* One parameter of a bulk execution: `rows` integer values (read as uint64_t when is_unsigned), and optionally a
+ * flag per row that makes that row's value SQL NULL (null[i] != 0). */
+typedef struct sb_db_bulk_col {
+    const int64_t *i64;    /* signed values, or NULL when u64 is used */
+    const uint64_t *u64;   /* unsigned values */
+    const uint8_t *null;   /* NULL: no row is NULL */
+} sb_db_bulk_col;
+
+/* Executes the statement s (no result set: an INSERT of one row of parameters) once per row of `cols`, one column
+ * per parameter of s, in ONE round trip (MariaDB's array binding, COM_STMT_BULK_EXECUTE): the server runs the rows
+ * in order, as if each were executed alone, without parsing a text or a document per row. For many rows it is the
+ * cheapest way to insert them (docs/benchmarks.md, "Airdrop"). Parameters bound with sb_db_bind_* are ignored. A
+ * failure stops at the failing row; inside sb_db_tx() the transaction is then rolled back as with sb_db_execute().
+ * Returns 0 (sb_db_affected_rows() gives the rows inserted), -EINVAL when rows is 0 or a column has no values, or a
+ * negative code as sb_db_execute(). */
+int sb_db_execute_bulk(sb_db_stmt *s, size_t rows, const sb_db_bulk_col *cols, size_t n_cols);
+
 /* Moves to the next row of the result of s. Returns 1 when a row is available, 0 when there are no more rows (the
  * result is then released), or a negative code. */
 int sb_db_fetch(sb_db_stmt *s);
