@@ -537,7 +537,7 @@ static sb_status h_list_runs(sb_call *call, const ProtobufCMessage *req_, Protob
 
 typedef struct mine_row {
         char day[AIRDROP_DAY_LEN + 1];
-        uint64_t seq, account_id, chunk_accounts;
+        uint64_t seq, account_id, chunk_accounts, chunks_first;
         int64_t cv;
         airdrop_params p;
         sb_econ_capped cap;
@@ -548,7 +548,12 @@ static int tx_of(sb_db *db, const mine_row *m, uint64_t *ret) {
         *ret = 0;
         if (m->cap.share_sp == 0 || m->chunk_accounts == 0)
                 return 0;
+        /* Stream 0's chunks first, then stream 1's from seq AIRDROP_SEQ_STREAM1 (migration 0009). */
         uint64_t chunk = m->seq / m->chunk_accounts, off = m->seq % m->chunk_accounts;
+        if (m->seq >= AIRDROP_SEQ_STREAM1) {
+                chunk = m->chunks_first + (m->seq - AIRDROP_SEQ_STREAM1) / m->chunk_accounts;
+                off = (m->seq - AIRDROP_SEQ_STREAM1) % m->chunk_accounts;
+        }
         sb_db_stmt *s;
         TRY(sb_db_prepare(db, "SELECT tx_map FROM chunks WHERE business_day = ? AND chunk_no = ?", &s));
         TRY(sb_db_bind_str(s, 0, m->day));
@@ -617,7 +622,8 @@ static sb_status h_get_my_allotments(sb_call *call, const ProtobufCMessage *req_
         if ((r = sb_db_prepare(db,
                                "SELECT s.business_day, s.seq, s.account_id, s.cv_units, r.release_sp, r.cv_total,"
                                " r.account_count, r.id_max, r.price_micro, r.leftover_sp, r.thr_none, r.thr_rem,"
-                               " r.thr_id, r.chunk_accounts FROM sharebuy_wallet.airdrop_cv_accounts a"
+                               " r.thr_id, r.chunk_accounts, COALESCE(r.chunks_first, r.chunks_total)"
+                               " FROM sharebuy_wallet.airdrop_cv_accounts a"
                                " STRAIGHT_JOIN runs r STRAIGHT_JOIN snapshot s"
                                " ON s.business_day = r.business_day AND s.account_id = a.account_id"
                                " WHERE a.owner_kind = ? AND a.owner_id = ? AND r.status = 2 AND r.business_day >= ?"
@@ -639,7 +645,8 @@ static sb_status h_get_my_allotments(sb_call *call, const ProtobufCMessage *req_
                     sb_db_col_u64(s, 6, &m->p.n) < 0 || sb_db_col_u64(s, 7, &m->p.id_max) < 0 ||
                     sb_db_col_i64(s, 8, &m->p.price_micro) < 0 || sb_db_col_i64(s, 9, &m->p.leftover) < 0 ||
                     sb_db_col_i64(s, 10, &none) < 0 || sb_db_col_i64(s, 11, &m->p.thr.rem) < 0 ||
-                    sb_db_col_u64(s, 12, &m->p.thr.id_max) < 0 || sb_db_col_u64(s, 13, &m->chunk_accounts) < 0) {
+                    sb_db_col_u64(s, 12, &m->p.thr.id_max) < 0 || sb_db_col_u64(s, 13, &m->chunk_accounts) < 0 ||
+                    sb_db_col_u64(s, 14, &m->chunks_first) < 0) {
                         drain(s);
                         return sb_call_fail(call, SB_INTERNAL, "an allotment row is malformed");
                 }
@@ -717,6 +724,10 @@ static const sb_config_key airdrop_keys[] = {
          "accounts credited per wallet call (one database transaction each)"},
         {"airdrop.credit_workers", SB_CONFIG_INT, "2", 1, AIRDROP_WORKERS_MAX, true, false,
          "chunks booked at once, each on its own database connection and wallet call"},
+        {"airdrop.snapshot_streams", SB_CONFIG_INT, "2", 1, AIRDROP_STREAMS_MAX, true, false,
+         "the snapshot is copied in this many account id ranges at once, each on its own connection (1 or 2)"},
+        {"airdrop.snapshot_split_min_ids", SB_CONFIG_INT, "100000", 1, 4611686018427387904LL, true, false,
+         "the snapshot is split only when the CV accounts' ids span at least this many (a small one is one batch)"},
         {"airdrop.chunk_pause", SB_CONFIG_DURATION_MS, "0", 0, 60000, true, false,
          "a pause after each chunk (tests; throttling a run)"},
         {"airdrop.timer", SB_CONFIG_BOOL, "true", 0, 0, true, false,
@@ -809,6 +820,8 @@ static int airdrop_init(const sb_config *cfg, void **ret_state, char *err, size_
         st->chunk_accounts = sb_config_int(cfg, "airdrop.chunk_accounts");
         st->chunk_pause_ms = sb_config_int(cfg, "airdrop.chunk_pause");
         st->credit_workers = (int) sb_config_int(cfg, "airdrop.credit_workers");
+        st->snapshot_streams = (int) sb_config_int(cfg, "airdrop.snapshot_streams");
+        st->snapshot_split_min_ids = sb_config_int(cfg, "airdrop.snapshot_split_min_ids");
         st->timer = sb_config_bool(cfg, "airdrop.timer");
         st->dbc = *sb_service_db_config();
         /* The business day's zone is the process's: set before the runner thread reads the clock. */

@@ -18,6 +18,8 @@
 #define AIRDROP_PAGE 8192        /* rows read per query while streaming */
 #define AIRDROP_TOP_MAX 100
 #define AIRDROP_WORKERS_MAX 8    /* chunks booked at once (airdrop.credit_workers) */
+#define AIRDROP_STREAMS_MAX 2    /* snapshot streams copied at once (airdrop.snapshot_streams; migration 0009) */
+#define AIRDROP_SEQ_STREAM1 2147483648ULL /* the first seq of snapshot stream 1 (2^31; stream 0 starts at 0) */
 
 enum { AIRDROP_RUNNING = 1, AIRDROP_COMPLETED = 2, AIRDROP_INTERRUPTED = 3 };
 enum { AIRDROP_TRIGGER_TIMER = 1, AIRDROP_TRIGGER_ADMIN = 2, AIRDROP_TRIGGER_CATCH_UP = 3 };
@@ -31,6 +33,8 @@ typedef struct airdrop_state {
         int64_t chunk_accounts;
         int64_t chunk_pause_ms;      /* a pause between chunks (tests use it to kill a run between chunks) */
         int credit_workers;          /* chunks booked at once, each with its own connection */
+        int snapshot_streams;        /* 1 or 2: the snapshot copied in that many account id ranges at once */
+        int64_t snapshot_split_min_ids; /* split only when the CV accounts' ids span at least this many */
         bool timer;
         sb_db_config dbc;            /* the runner thread's own connection */
 

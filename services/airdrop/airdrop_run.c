@@ -6,9 +6,10 @@
  *   START     the release D (schedule and what remains unreleased) and the guide price fixed for the next day
  *             (Wallet/FixGuidePrice, idempotent) are recorded;
  *   SNAPSHOT  the participants' active CV is copied from the wallet's view into `snapshot`, batch by batch (keyset
- *             on account id, the cursor committed with each batch); then CV_T, the participants and the leftover
- *             threshold are computed from the snapshot (airdrop_allot.c) and recorded;
- *   CREDIT    chunk by chunk (seq ranges of the snapshot), each account's share is computed from the snapshot and
+ *             on account id, the cursor committed with each batch), in two streams at once over the lower and the
+ *             upper half of the account ids (stream 1 from seq 2^31; migration 0009); then CV_T, the participants
+ *             and the leftover threshold are computed from the snapshot (airdrop_allot.c) and recorded;
+ *   CREDIT    chunk by chunk (seq ranges of one stream), each account's share is computed from the snapshot and
  *             the recorded figures and booked by Wallet/ApplyAirdropChunk (idempotent on (day, chunk)); the chunk's
  *             row and the run's progress are committed together afterwards;
  *   DONE      completed.
@@ -100,14 +101,15 @@ typedef struct run_row {
         int64_t thr_rem;
         uint64_t thr_id;
         uint64_t chunk_accounts, chunks_total, chunks_done;
+        uint64_t chunks_first; /* the chunks of snapshot stream 0 (migration 0009) */
 } run_row;
 
 static int run_load(sb_db *db, const char *day, run_row *ret) {
         sb_db_stmt *s;
         TRY(sb_db_prepare(db,
                           "SELECT status, phase, release_sp, price_micro, account_count, id_max, cv_total, leftover_sp,"
-                          " thr_none, thr_rem, thr_id, chunk_accounts, chunks_total, chunks_done"
-                          " FROM runs WHERE business_day = ?",
+                          " thr_none, thr_rem, thr_id, chunk_accounts, chunks_total, chunks_done,"
+                          " COALESCE(chunks_first, chunks_total) FROM runs WHERE business_day = ?",
                           &s));
         TRY(sb_db_bind_str(s, 0, day));
         TRY(sb_db_execute(s));
@@ -134,6 +136,7 @@ static int run_load(sb_db *db, const char *day, run_row *ret) {
         TRY(sb_db_col_u64(s, 11, &w.chunk_accounts));
         TRY(sb_db_col_u64(s, 12, &w.chunks_total));
         TRY(sb_db_col_u64(s, 13, &w.chunks_done));
+        TRY(sb_db_col_u64(s, 14, &w.chunks_first));
         TRY(drain(s));
         *ret = w;
         return 0;
@@ -234,64 +237,225 @@ static int phase_start(airdrop_state *st, sb_db *db, const run_row *run, char *w
 
 /* --- SNAPSHOT ------------------------------------------------------------------------------------------------- */
 
-typedef struct snap_ctx {
-        const char *day;
-        uint64_t inserted;
-} snap_ctx;
+/* The snapshot is copied in one or two streams (migration 0009): stream 0 takes the account ids up to a split,
+ * stream 1 those above it, each on its own connection, with its own cursor row in snapshot_streams and its own seq
+ * range (0… and AIRDROP_SEQ_STREAM1…), so the two batches of a moment share no lock and each appends to its own end
+ * of the snapshot's indexes. Copying is MariaDB's work alone (INSERT … SELECT from the wallet's view), on one CPU
+ * per stream. */
 
-static int snap_batch_fn(sb_db *db, void *arg) {
-        snap_ctx *c = arg;
+/* Plans the streams of the day once: two when st->snapshot_streams is 2 and the CV accounts' ids span at least
+ * st->snapshot_split_min_ids, split at the middle of that span; else one over every id. */
+typedef struct plan_ctx {
+        const airdrop_state *st;
+        const char *day;
+        unsigned streams;
+} plan_ctx;
+
+static int first_cv_account(sb_db *db, bool last, uint64_t *ret, bool *ret_found) {
         sb_db_stmt *s;
-        TRY(sb_db_prepare(db, "SELECT snap_after, snap_count FROM runs WHERE business_day = ? FOR UPDATE", &s));
+        TRY(sb_db_prepare(db,
+                          last ? "SELECT account_id FROM sharebuy_wallet.airdrop_cv_accounts ORDER BY account_id DESC"
+                                 " LIMIT 1"
+                               : "SELECT account_id FROM sharebuy_wallet.airdrop_cv_accounts ORDER BY account_id"
+                                 " LIMIT 1",
+                          &s));
+        TRY(sb_db_execute(s));
+        int r = sb_db_fetch(s);
+        if (r < 0)
+                return r;
+        *ret_found = r > 0;
+        if (r > 0)
+                TRY(sb_db_col_u64(s, 0, ret));
+        return drain(s);
+}
+
+static int snap_plan_fn(sb_db *db, void *arg) {
+        plan_ctx *c = arg;
+        sb_db_stmt *s;
+        TRY(sb_db_prepare(db, "SELECT COUNT(*) FROM snapshot_streams WHERE business_day = ?", &s));
         TRY(sb_db_bind_str(s, 0, c->day));
         TRY(sb_db_execute(s));
         int r = sb_db_fetch(s);
         if (r <= 0)
-                return r < 0 ? r : -ENOENT;
-        uint64_t after, count;
-        TRY(sb_db_col_u64(s, 0, &after));
-        TRY(sb_db_col_u64(s, 1, &count));
+                return r < 0 ? r : -EIO;
+        uint64_t have;
+        TRY(sb_db_col_u64(s, 0, &have));
         TRY(drain(s));
+        if (have > 0) {
+                c->streams = (unsigned) have;
+                return 0;
+        }
+        uint64_t lo = 0, hi = 0;
+        bool found_lo = false, found_hi = false;
+        TRY(first_cv_account(db, false, &lo, &found_lo));
+        TRY(first_cv_account(db, true, &hi, &found_hi));
+        bool split = c->st->snapshot_streams >= 2 && found_lo && found_hi && hi > lo &&
+                     hi - lo >= (uint64_t) c->st->snapshot_split_min_ids;
+        uint64_t mid = split ? lo + (hi - lo) / 2 : UINT64_MAX;
+        TRY(sb_db_prepare(db,
+                          "INSERT INTO snapshot_streams (business_day, stream, seq_base, lo, hi, after_account)"
+                          " VALUES (?, ?, ?, ?, ?, ?)",
+                          &s));
+        c->streams = split ? 2 : 1;
+        for (unsigned k = 0; k < c->streams; k++) {
+                uint64_t from = k == 0 ? 0 : mid, to = k + 1 == c->streams ? UINT64_MAX : mid;
+                TRY(sb_db_bind_str(s, 0, c->day));
+                TRY(sb_db_bind_u64(s, 1, k));
+                TRY(sb_db_bind_u64(s, 2, k == 0 ? 0 : AIRDROP_SEQ_STREAM1));
+                TRY(sb_db_bind_u64(s, 3, from));
+                TRY(sb_db_bind_u64(s, 4, to));
+                TRY(sb_db_bind_u64(s, 5, from));
+                TRY(sb_db_execute(s));
+        }
+        return 0;
+}
+
+typedef struct snap_ctx {
+        const char *day;
+        unsigned stream;
+        uint64_t inserted;
+        bool done;
+} snap_ctx;
+
+/* One batch of one stream: the next AIRDROP_SNAPSHOT_BATCH participants after the stream's cursor, and the cursor,
+ * committed together. */
+static int snap_batch_fn(sb_db *db, void *arg) {
+        snap_ctx *c = arg;
+        c->inserted = 0;
+        c->done = false;
+        sb_db_stmt *s;
+        TRY(sb_db_prepare(db,
+                          "SELECT seq_base, hi, after_account, copied, done FROM snapshot_streams"
+                          " WHERE business_day = ? AND stream = ? FOR UPDATE",
+                          &s));
+        TRY(sb_db_bind_str(s, 0, c->day));
+        TRY(sb_db_bind_u64(s, 1, c->stream));
+        TRY(sb_db_execute(s));
+        int r = sb_db_fetch(s);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        uint64_t base, hi, after, copied;
+        int64_t done;
+        TRY(sb_db_col_u64(s, 0, &base));
+        TRY(sb_db_col_u64(s, 1, &hi));
+        TRY(sb_db_col_u64(s, 2, &after));
+        TRY(sb_db_col_u64(s, 3, &copied));
+        TRY(sb_db_col_i64(s, 4, &done));
+        TRY(drain(s));
+        if (done) {
+                c->done = true;
+                return 0;
+        }
+        /* seq is an INT UNSIGNED: a stream holds fewer than 2^31 participants. */
+        if (copied + AIRDROP_SNAPSHOT_BATCH > AIRDROP_SEQ_STREAM1)
+                return -ERANGE;
         TRY(sb_db_prepare(db,
                           "INSERT INTO snapshot (business_day, seq, account_id, owner_kind, owner_id, cv_units)"
                           " SELECT ?, ? + ROW_NUMBER() OVER (ORDER BY x.account_id) - 1, x.account_id, x.owner_kind,"
                           " x.owner_id, x.cv_units FROM (SELECT account_id, owner_kind, owner_id, cv_units"
-                          " FROM sharebuy_wallet.airdrop_active_cv WHERE account_id > ? ORDER BY account_id"
-                          " LIMIT 20000) AS x",
+                          " FROM sharebuy_wallet.airdrop_active_cv WHERE account_id > ? AND account_id <= ?"
+                          " ORDER BY account_id LIMIT 20000) AS x",
                           &s));
         TRY(sb_db_bind_str(s, 0, c->day));
-        TRY(sb_db_bind_u64(s, 1, count));
+        TRY(sb_db_bind_u64(s, 1, base + copied));
         TRY(sb_db_bind_u64(s, 2, after));
+        TRY(sb_db_bind_u64(s, 3, hi));
         TRY(sb_db_execute(s));
         c->inserted = sb_db_affected_rows(s);
-        if (c->inserted == 0)
-                return 0;
-        /* The cursor: the batch's last row (seq follows account id order), one primary-key lookup. */
-        TRY(sb_db_prepare(db, "SELECT account_id FROM snapshot WHERE business_day = ? AND seq = ?", &s));
-        TRY(sb_db_bind_str(s, 0, c->day));
-        TRY(sb_db_bind_u64(s, 1, count + c->inserted - 1));
-        TRY(sb_db_execute(s));
-        if ((r = sb_db_fetch(s)) <= 0)
-                return r < 0 ? r : -EIO;
-        uint64_t last;
-        TRY(sb_db_col_u64(s, 0, &last));
-        TRY(drain(s));
-        TRY(sb_db_prepare(db, "UPDATE runs SET snap_after = ?, snap_count = snap_count + ? WHERE business_day = ?", &s));
+        c->done = c->inserted < AIRDROP_SNAPSHOT_BATCH;
+        uint64_t last = after;
+        if (c->inserted > 0) {
+                /* The cursor: the batch's last row (seq follows account id order), one primary-key lookup. */
+                TRY(sb_db_prepare(db, "SELECT account_id FROM snapshot WHERE business_day = ? AND seq = ?", &s));
+                TRY(sb_db_bind_str(s, 0, c->day));
+                TRY(sb_db_bind_u64(s, 1, base + copied + c->inserted - 1));
+                TRY(sb_db_execute(s));
+                if ((r = sb_db_fetch(s)) <= 0)
+                        return r < 0 ? r : -EIO;
+                TRY(sb_db_col_u64(s, 0, &last));
+                TRY(drain(s));
+        }
+        TRY(sb_db_prepare(db,
+                          "UPDATE snapshot_streams SET after_account = ?, copied = copied + ?, done = ?"
+                          " WHERE business_day = ? AND stream = ?",
+                          &s));
         TRY(sb_db_bind_u64(s, 0, last));
         TRY(sb_db_bind_u64(s, 1, c->inserted));
-        TRY(sb_db_bind_str(s, 2, c->day));
+        TRY(sb_db_bind_i64(s, 2, c->done ? 1 : 0));
+        TRY(sb_db_bind_str(s, 3, c->day));
+        TRY(sb_db_bind_u64(s, 4, c->stream));
         return sb_db_execute(s);
 }
 
-static int phase_snapshot(airdrop_state *st, sb_db *db, const run_row *run, char *why, size_t why_n) {
-        for (;;) {
+/* Copies one stream to its end (or until the service stops). */
+static int snap_stream(airdrop_state *st, sb_db *db, const char *day, unsigned stream) {
+        snap_ctx c = {.day = day, .stream = stream};
+        while (!c.done) {
                 if (stopping(st))
                         return -ECANCELED;
-                snap_ctx c = {.day = run->day};
                 TRY(sb_db_tx(db, snap_batch_fn, &c));
-                if (c.inserted < AIRDROP_SNAPSHOT_BATCH)
-                        break;
         }
+        return 0;
+}
+
+typedef struct snap_worker {
+        airdrop_state *st;
+        sb_db *db;
+        const char *day;
+        pthread_t thread;
+        int r;
+        char err[256];
+} snap_worker;
+
+static void *snap_thread(void *arg) {
+        snap_worker *w = arg;
+        w->r = snap_stream(w->st, w->db, w->day, 1);
+        if (w->r < 0)
+                snprintf(w->err, sizeof w->err, "%s", sb_db_errmsg(w->db));
+        return NULL;
+}
+
+/* The streams, at once when a second connection can be had, else one after the other. */
+static int snap_copy(airdrop_state *st, sb_db *db, const char *day, char *why, size_t why_n) {
+        plan_ctx plan = {.st = st, .day = day};
+        TRY(sb_db_tx(db, snap_plan_fn, &plan));
+        if (plan.streams < 2)
+                return snap_stream(st, db, day, 0);
+        snap_worker w = {.st = st, .day = day};
+        char err[256];
+        bool started = false;
+        if (sb_db_open(&st->dbc, &w.db, err, sizeof err) < 0) {
+                sb_log_kv(SB_LOG_WARN, "airdrop", "the second snapshot stream could not connect; it runs after the first",
+                          "error", SB_LOG_STR(err), NULL);
+                w.db = NULL;
+        } else if (pthread_create(&w.thread, NULL, snap_thread, &w) == 0) {
+                started = true;
+        }
+        int r = snap_stream(st, db, day, 0);
+        if (started) {
+                pthread_join(w.thread, NULL);
+        } else if (r == 0) {
+                w.r = snap_stream(st, db, day, 1);
+        }
+        if (w.db)
+                sb_db_close(w.db);
+        if (r < 0)
+                return r;
+        if (w.r < 0 && started && w.r != -ECANCELED) {
+                snprintf(why, why_n, "snapshot stream 1: database: %s (%s)", w.err, strerror(-w.r));
+                return ERR_RUN;
+        }
+        return w.r;
+}
+
+static int phase_snapshot(airdrop_state *st, sb_db *db, const run_row *run, char *why, size_t why_n) {
+        int r = snap_copy(st, db, run->day, why, why_n);
+        if (r == -ERANGE) {
+                snprintf(why, why_n, "a snapshot stream would hold more than 2^31 participants");
+                return ERR_RUN;
+        }
+        if (r < 0)
+                return r;
         sb_db_stmt *s;
         TRY(sb_db_prepare(db, "UPDATE runs SET snap_copied_ms = ? WHERE business_day = ?", &s));
         TRY(sb_db_bind_i64(s, 0, airdrop_now_ms()));
@@ -303,7 +467,7 @@ static int phase_snapshot(airdrop_state *st, sb_db *db, const run_row *run, char
                           &s));
         TRY(sb_db_bind_str(s, 0, run->day));
         TRY(sb_db_execute(s));
-        int r = sb_db_fetch(s);
+        r = sb_db_fetch(s);
         if (r <= 0)
                 return r < 0 ? r : -EIO;
         airdrop_params p = {.d = run->release_sp, .price_micro = run->price_micro};
@@ -322,11 +486,38 @@ static int phase_snapshot(airdrop_state *st, sb_db *db, const run_row *run, char
         }
         if (r < 0)
                 return r;
-        uint64_t chunks = p.n == 0 || p.d == 0 ? 0 : (p.n + run->chunk_accounts - 1) / run->chunk_accounts;
+        /* The chunks: stream 0's, then stream 1's (a chunk never spans two streams). */
+        uint64_t copied[AIRDROP_STREAMS_MAX] = {0}, sum = 0;
+        TRY(sb_db_prepare(db, "SELECT stream, copied FROM snapshot_streams WHERE business_day = ?", &s));
+        TRY(sb_db_bind_str(s, 0, run->day));
+        TRY(sb_db_execute(s));
+        while ((r = sb_db_fetch(s)) > 0) {
+                uint64_t k, n;
+                TRY(sb_db_col_u64(s, 0, &k));
+                TRY(sb_db_col_u64(s, 1, &n));
+                if (k >= AIRDROP_STREAMS_MAX) {
+                        drain(s);
+                        return -EIO;
+                }
+                copied[k] = n;
+                sum += n;
+        }
+        if (r < 0)
+                return r;
+        if (sum != p.n) {
+                snprintf(why, why_n, "the snapshot streams hold %" PRIu64 " participants, the snapshot %" PRIu64, sum,
+                         p.n);
+                return ERR_RUN;
+        }
+        uint64_t cs = run->chunk_accounts, first = 0, chunks = 0;
+        if (p.n > 0 && p.d > 0) {
+                first = (copied[0] + cs - 1) / cs;
+                chunks = first + (copied[1] + cs - 1) / cs;
+        }
         TRY(sb_db_prepare(db,
                           "UPDATE runs SET phase = 2, account_count = ?, cv_total = ?, id_max = ?, leftover_sp = ?,"
-                          " thr_none = ?, thr_rem = ?, thr_id = ?, chunks_total = ?, snap_done_ms = ?"
-                          " WHERE business_day = ? AND phase = 1",
+                          " thr_none = ?, thr_rem = ?, thr_id = ?, chunks_total = ?, snap_done_ms = ?,"
+                          " chunks_first = ? WHERE business_day = ? AND phase = 1",
                           &s));
         TRY(sb_db_bind_u64(s, 0, p.n));
         TRY(sb_db_bind_i64(s, 1, p.cv_total));
@@ -337,7 +528,8 @@ static int phase_snapshot(airdrop_state *st, sb_db *db, const run_row *run, char
         TRY(sb_db_bind_u64(s, 6, p.thr.id_max));
         TRY(sb_db_bind_u64(s, 7, chunks));
         TRY(sb_db_bind_i64(s, 8, airdrop_now_ms()));
-        TRY(sb_db_bind_str(s, 9, run->day));
+        TRY(sb_db_bind_u64(s, 9, first));
+        TRY(sb_db_bind_str(s, 10, run->day));
         return sb_db_execute(s);
 }
 
@@ -506,7 +698,8 @@ static int credit_chunk(credit_shared *sh, sb_db *db, chunk_ctx *c, uint64_t k, 
                 return 0;
         if (stopping(sh->st))
                 return -ECANCELED;
-        c->seq_lo = k * cs;
+        /* Stream 0's chunks cover seq 0…, stream 1's seq AIRDROP_SEQ_STREAM1… (migration 0009). */
+        c->seq_lo = k < run->chunks_first ? k * cs : AIRDROP_SEQ_STREAM1 + (k - run->chunks_first) * cs;
         c->n_rows = c->n_credit = 0;
         c->sp = c->cost = c->cut = 0;
         c->chunk_no = (unsigned) k;

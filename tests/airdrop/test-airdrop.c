@@ -166,6 +166,9 @@ static void start(void) {
 static void test_example3(void) {
         st = stack();
         sb_test_stack_env(st, "airdrop", "SB_AIRDROP_DAILY_SP_UNITS", "5000000");
+        /* The snapshot in two streams even for three members (members 101 and 102 in stream 0, 103 in stream 1):
+         * the worked example's figures must not depend on it. */
+        sb_test_stack_env(st, "airdrop", "SB_AIRDROP_SNAPSHOT_SPLIT_MIN_IDS", "1");
         start();
         member_with_cv(101, U(1000));
         member_with_cv(102, U(5000));
@@ -392,6 +395,7 @@ static void test_resume(void) {
         sb_test_stack_env(st, "airdrop", "SB_AIRDROP_DAILY_SP_UNITS", "8880000");
         sb_test_stack_env(st, "airdrop", "SB_AIRDROP_CHUNK_ACCOUNTS", "3");
         sb_test_stack_env(st, "airdrop", "SB_AIRDROP_CHUNK_PAUSE", "250ms");
+        sb_test_stack_env(st, "airdrop", "SB_AIRDROP_SNAPSHOT_SPLIT_MIN_IDS", "1"); /* two snapshot streams */
         start();
         int64_t cvs[RESUME_N];
         for (int i = 0; i < RESUME_N; i++) {
@@ -475,6 +479,52 @@ static void test_resume(void) {
         while (sb_db_fetch(s) > 0)
                 ;
         SB_CHECK_EQ(rows, distinct);
+
+        /* The snapshot was copied in two streams, stream 1 from seq 2^31, and together they hold everyone once. */
+        SB_CHECK_EQ(sb_db_prepare(adb,
+                                  "SELECT COUNT(*), SUM(seq >= 2147483648), COUNT(DISTINCT account_id)"
+                                  " FROM sharebuy_airdrop.snapshot WHERE business_day = ?",
+                                  &s),
+                    0);
+        SB_CHECK_EQ(sb_db_bind_str(s, 0, START_DAY), 0);
+        SB_CHECK_EQ(sb_db_execute(s), 0);
+        SB_CHECK(sb_db_fetch(s) > 0);
+        int64_t snap_rows, upper, snap_distinct;
+        SB_CHECK_EQ(sb_db_col_i64(s, 0, &snap_rows), 0);
+        SB_CHECK_EQ(sb_db_col_i64(s, 1, &upper), 0);
+        SB_CHECK_EQ(sb_db_col_i64(s, 2, &snap_distinct), 0);
+        while (sb_db_fetch(s) > 0)
+                ;
+        SB_CHECK_EQ(snap_rows, RESUME_N);
+        SB_CHECK_EQ(snap_distinct, RESUME_N);
+        SB_CHECK(upper > 0 && upper < RESUME_N);
+
+        /* The last member (stream 1) sees its allotment and the very transaction that paid it. */
+        uint64_t last = 1000 + RESUME_N - 1, paid_tx = 0;
+        SB_CHECK_EQ(sb_db_prepare(adb,
+                                  "SELECT e.tx_id FROM sharebuy_wallet.entries e JOIN sharebuy_wallet.accounts a"
+                                  " ON a.account_id = e.account_id WHERE a.owner_kind = 1 AND a.owner_id = ?"
+                                  " AND a.asset = 3 AND e.reason = 15",
+                                  &s),
+                    0);
+        SB_CHECK_EQ(sb_db_bind_u64(s, 0, last), 0);
+        SB_CHECK_EQ(sb_db_execute(s), 0);
+        SB_CHECK(sb_db_fetch(s) > 0);
+        SB_CHECK_EQ(sb_db_col_u64(s, 0, &paid_tx), 0);
+        while (sb_db_fetch(s) > 0)
+                ;
+        char mtok[SB_AUTH_TOKEN_MAX];
+        sb_test_stack_role_token(st, SB_ROLE_MEMBER, last, 0, 0, 0, mtok);
+        Sharebuy__Airdrop__V1__GetMyAllotmentsRequest mreq = SHAREBUY__AIRDROP__V1__GET_MY_ALLOTMENTS_REQUEST__INIT;
+        Sharebuy__Airdrop__V1__GetMyAllotmentsResponse *mine;
+        SB_CHECK_EQ(AIRDROP("GetMyAllotments", &mreq, &sharebuy__airdrop__v1__get_my_allotments_response__descriptor,
+                            mtok, &mine, NULL),
+                    SB_OK);
+        SB_CHECK_EQ(mine->n_allotments, 1);
+        SB_CHECK_EQ(mine->allotments[0]->sp_units, want[RESUME_N - 1].share_sp);
+        SB_CHECK_EQ(mine->allotments[0]->active_cv_units, cvs[RESUME_N - 1]);
+        SB_CHECK_EQ(mine->allotments[0]->transaction_id, paid_tx);
+        protobuf_c_message_free_unpacked(&mine->base, NULL);
         ledger_verify();
         sb_test_stack_free(st);
 }
