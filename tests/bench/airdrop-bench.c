@@ -272,6 +272,9 @@ int main(int argc, char **argv) {
         const char *chunk = getenv("AIRDROP_BENCH_CHUNK"); /* accounts per chunk; the service's default otherwise */
         if (chunk && *chunk)
                 sb_test_stack_env(st, "airdrop", "SB_AIRDROP_CHUNK_ACCOUNTS", chunk);
+        const char *streams = getenv("AIRDROP_BENCH_STREAMS"); /* snapshot streams (1 or 2); the default otherwise */
+        if (streams && *streams)
+                sb_test_stack_env(st, "airdrop", "SB_AIRDROP_SNAPSHOT_STREAMS", streams);
         sb_test_stack_start_all(st);
         char admin_tok[SB_AUTH_TOKEN_MAX], svc_tok[SB_AUTH_TOKEN_MAX];
         sb_test_stack_role_token(st, SB_ROLE_ADMIN, 1, 0, 0, 0, admin_tok);
