@@ -272,6 +272,9 @@ int main(int argc, char **argv) {
         const char *chunk = getenv("AIRDROP_BENCH_CHUNK"); /* accounts per chunk; the service's default otherwise */
         if (chunk && *chunk)
                 sb_test_stack_env(st, "airdrop", "SB_AIRDROP_CHUNK_ACCOUNTS", chunk);
+        const char *workers = getenv("AIRDROP_BENCH_WORKERS"); /* credit workers; the service's default otherwise */
+        if (workers && *workers)
+                sb_test_stack_env(st, "airdrop", "SB_AIRDROP_CREDIT_WORKERS", workers);
         const char *streams = getenv("AIRDROP_BENCH_STREAMS"); /* snapshot streams (1 or 2); the default otherwise */
         if (streams && *streams)
                 sb_test_stack_env(st, "airdrop", "SB_AIRDROP_SNAPSHOT_STREAMS", streams);
