@@ -113,7 +113,8 @@ typedef struct sb_db_bulk_col {
 /* Executes the statement s (no result set: an INSERT of one row of parameters) once per row of `cols`, one column
  * per parameter of s, in ONE round trip (MariaDB's array binding, COM_STMT_BULK_EXECUTE): the server runs the rows
  * in order, as if each were executed alone, without parsing a text or a document per row. For many rows it is the
- * cheapest way to insert them (docs/benchmarks.md, "Airdrop"). Parameters bound with sb_db_bind_* are ignored. A
+ * cheapest way to insert them (docs/benchmarks.md, "Airdrop"). It needs a MariaDB server (10.2 or later: the
+ * protocol's bulk operations), which is what sharebuy runs on; another server refuses it. Parameters bound with sb_db_bind_* are ignored. A
  * failure stops at the failing row; inside sb_db_tx() the transaction is then rolled back as with sb_db_execute().
  * Returns 0 (sb_db_affected_rows() gives the rows inserted), -EINVAL when rows is 0 or a column has no values, or a
  * negative code as sb_db_execute(). */
