@@ -728,8 +728,10 @@ static const sb_config_key airdrop_keys[] = {
          "the snapshot is copied in this many account id ranges at once, each on its own connection (1 or 2)"},
         {"airdrop.snapshot_split_min_ids", SB_CONFIG_INT, "100000", 1, 4611686018427387904LL, true, false,
          "the snapshot is split only when the CV accounts' ids span at least this many (a small one is one batch)"},
+        {"airdrop.snapshot_batch", SB_CONFIG_INT, "20000", 1, AIRDROP_SNAPSHOT_BATCH, true, false,
+         "participants copied into the snapshot per database transaction (tests use small batches)"},
         {"airdrop.chunk_pause", SB_CONFIG_DURATION_MS, "0", 0, 60000, true, false,
-         "a pause after each chunk (tests; throttling a run)"},
+         "a pause after each chunk and each snapshot batch (tests; throttling a run)"},
         {"airdrop.timer", SB_CONFIG_BOOL, "true", 0, 0, true, false,
          "run each due day at its release time (and missed days on start); false: only RunDay"},
 };
@@ -822,6 +824,7 @@ static int airdrop_init(const sb_config *cfg, void **ret_state, char *err, size_
         st->credit_workers = (int) sb_config_int(cfg, "airdrop.credit_workers");
         st->snapshot_streams = (int) sb_config_int(cfg, "airdrop.snapshot_streams");
         st->snapshot_split_min_ids = sb_config_int(cfg, "airdrop.snapshot_split_min_ids");
+        st->snapshot_batch = sb_config_int(cfg, "airdrop.snapshot_batch");
         st->timer = sb_config_bool(cfg, "airdrop.timer");
         st->dbc = *sb_service_db_config();
         /* The business day's zone is the process's: set before the runner thread reads the clock. */

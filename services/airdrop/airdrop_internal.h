@@ -14,7 +14,7 @@
 
 #define AIRDROP_DAY_LEN 10
 #define AIRDROP_CHUNK_MAX 20000  /* accounts per wallet chunk: the wallet's WALLET_AIRDROP_ALLOTMENTS_MAX */
-#define AIRDROP_SNAPSHOT_BATCH 20000 /* accounts copied into the snapshot per database transaction */
+#define AIRDROP_SNAPSHOT_BATCH 20000 /* at most this many accounts copied into the snapshot per transaction */
 #define AIRDROP_PAGE 8192        /* rows read per query while streaming */
 #define AIRDROP_TOP_MAX 100
 #define AIRDROP_WORKERS_MAX 8    /* chunks booked at once (airdrop.credit_workers) */
@@ -34,6 +34,7 @@ typedef struct airdrop_state {
         int64_t chunk_pause_ms;      /* a pause between chunks (tests use it to kill a run between chunks) */
         int credit_workers;          /* chunks booked at once, each with its own connection */
         int snapshot_streams;        /* 1 or 2: the snapshot copied in that many account id ranges at once */
+        int64_t snapshot_batch;      /* participants copied per snapshot transaction (≤ AIRDROP_SNAPSHOT_BATCH) */
         int64_t snapshot_split_min_ids; /* split only when the CV accounts' ids span at least this many */
         bool timer;
         sb_db_config dbc;            /* the runner thread's own connection */

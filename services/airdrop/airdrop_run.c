@@ -313,11 +313,12 @@ static int snap_plan_fn(sb_db *db, void *arg) {
 typedef struct snap_ctx {
         const char *day;
         unsigned stream;
+        uint64_t batch;
         uint64_t inserted;
         bool done;
 } snap_ctx;
 
-/* One batch of one stream: the next AIRDROP_SNAPSHOT_BATCH participants after the stream's cursor, and the cursor,
+/* One batch of one stream: the next c->batch participants after the stream's cursor, and the cursor,
  * committed together. */
 static int snap_batch_fn(sb_db *db, void *arg) {
         snap_ctx *c = arg;
@@ -347,22 +348,23 @@ static int snap_batch_fn(sb_db *db, void *arg) {
                 return 0;
         }
         /* seq is an INT UNSIGNED: a stream holds fewer than 2^31 participants. */
-        if (copied + AIRDROP_SNAPSHOT_BATCH > AIRDROP_SEQ_STREAM1)
+        if (copied + c->batch > AIRDROP_SEQ_STREAM1)
                 return -ERANGE;
         TRY(sb_db_prepare(db,
                           "INSERT INTO snapshot (business_day, seq, account_id, owner_kind, owner_id, cv_units)"
                           " SELECT ?, ? + ROW_NUMBER() OVER (ORDER BY x.account_id) - 1, x.account_id, x.owner_kind,"
                           " x.owner_id, x.cv_units FROM (SELECT account_id, owner_kind, owner_id, cv_units"
                           " FROM sharebuy_wallet.airdrop_active_cv WHERE account_id > ? AND account_id <= ?"
-                          " ORDER BY account_id LIMIT 20000) AS x",
+                          " ORDER BY account_id LIMIT ?) AS x",
                           &s));
         TRY(sb_db_bind_str(s, 0, c->day));
         TRY(sb_db_bind_u64(s, 1, base + copied));
         TRY(sb_db_bind_u64(s, 2, after));
         TRY(sb_db_bind_u64(s, 3, hi));
+        TRY(sb_db_bind_u64(s, 4, c->batch));
         TRY(sb_db_execute(s));
         c->inserted = sb_db_affected_rows(s);
-        c->done = c->inserted < AIRDROP_SNAPSHOT_BATCH;
+        c->done = c->inserted < c->batch;
         uint64_t last = after;
         if (c->inserted > 0) {
                 /* The cursor: the batch's last row (seq follows account id order), one primary-key lookup. */
@@ -389,11 +391,13 @@ static int snap_batch_fn(sb_db *db, void *arg) {
 
 /* Copies one stream to its end (or until the service stops). */
 static int snap_stream(airdrop_state *st, sb_db *db, const char *day, unsigned stream) {
-        snap_ctx c = {.day = day, .stream = stream};
+        snap_ctx c = {.day = day, .stream = stream, .batch = (uint64_t) st->snapshot_batch};
         while (!c.done) {
                 if (stopping(st))
                         return -ECANCELED;
                 TRY(sb_db_tx(db, snap_batch_fn, &c));
+                if (!c.done && st->chunk_pause_ms > 0)
+                        nap(st, st->chunk_pause_ms);
         }
         return 0;
 }
@@ -488,16 +492,24 @@ static int phase_snapshot(airdrop_state *st, sb_db *db, const run_row *run, char
                 return r;
         /* The chunks: stream 0's, then stream 1's (a chunk never spans two streams). */
         uint64_t copied[AIRDROP_STREAMS_MAX] = {0}, sum = 0;
-        TRY(sb_db_prepare(db, "SELECT stream, copied FROM snapshot_streams WHERE business_day = ?", &s));
+        TRY(sb_db_prepare(db, "SELECT stream, copied, done FROM snapshot_streams WHERE business_day = ?", &s));
         TRY(sb_db_bind_str(s, 0, run->day));
         TRY(sb_db_execute(s));
         while ((r = sb_db_fetch(s)) > 0) {
                 uint64_t k, n;
+                int64_t done;
                 TRY(sb_db_col_u64(s, 0, &k));
                 TRY(sb_db_col_u64(s, 1, &n));
+                TRY(sb_db_col_i64(s, 2, &done));
                 if (k >= AIRDROP_STREAMS_MAX) {
                         drain(s);
                         return -EIO;
+                }
+                if (!done) {
+                        /* Every stream must have reached its end before the day's figures are computed. */
+                        drain(s);
+                        snprintf(why, why_n, "snapshot stream %" PRIu64 " stopped before its end", k);
+                        return ERR_RUN;
                 }
                 copied[k] = n;
                 sum += n;

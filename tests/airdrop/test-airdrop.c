@@ -390,14 +390,8 @@ static void test_example6(void) {
 
 #define RESUME_N 40
 
-static void test_resume(void) {
-        st = stack();
-        sb_test_stack_env(st, "airdrop", "SB_AIRDROP_DAILY_SP_UNITS", "8880000");
-        sb_test_stack_env(st, "airdrop", "SB_AIRDROP_CHUNK_ACCOUNTS", "3");
-        sb_test_stack_env(st, "airdrop", "SB_AIRDROP_CHUNK_PAUSE", "250ms");
-        sb_test_stack_env(st, "airdrop", "SB_AIRDROP_SNAPSHOT_SPLIT_MIN_IDS", "1"); /* two snapshot streams */
-        start();
-        int64_t cvs[RESUME_N];
+/* The members of the crash-and-resume tests, and the reference: the whole allotment in memory (sb_econ_allot). */
+static void resume_members(int64_t cvs[RESUME_N], sb_econ_share want[RESUME_N], sb_econ_allot_summary *ret_sum) {
         for (int i = 0; i < RESUME_N; i++) {
                 /* Uneven CV with fractional units, so remainders and leftover units matter. */
                 cvs[i] = U((i * 7919) % 997 + 1) + (i * 37) % 10000;
@@ -422,42 +416,23 @@ static void test_resume(void) {
                 n++;
         }
         SB_CHECK_EQ(n, RESUME_N);
-        sb_econ_share want[RESUME_N];
-        sb_econ_allot_summary sum;
-        SB_CHECK_EQ(sb_econ_allot(accts, RESUME_N, U(888), 1000000, want, &sum), 0);
+        SB_CHECK_EQ(sb_econ_allot(accts, RESUME_N, U(888), 1000000, want, ret_sum), 0);
 
-        Sharebuy__Airdrop__V1__RunDayResponse *rr;
-        SB_CHECK_EQ(run_day(START_DAY, false, &rr, NULL), SB_OK);
-        protobuf_c_message_free_unpacked(&rr->base, NULL);
-        /* Kill it mid-way: some chunks done, not all (14 chunks of 3, 250 ms apart). */
-        int i;
-        for (i = 0; i < 300; i++) {
-                Sharebuy__Airdrop__V1__Run *run = get_run(START_DAY);
-                SB_CHECK(run);
-                uint32_t done = run->chunks_done, total = run->chunks_total;
-                protobuf_c_message_free_unpacked(&run->base, NULL);
-                SB_CHECK(total == 0 || done < total);
-                if (done >= 4)
-                        break;
-                usleep(20000);
-        }
-        SB_CHECK(i < 300);
-        SB_CHECK_EQ(sb_test_stack_kill(st, "airdrop", SIGKILL), 0);
-        /* Some accounts are paid, some not. */
+}
+
+/* After the kill: restart, and the result equals the reference unit for unit, one credit per account, two streams. */
+static void resume_check(const int64_t cvs[RESUME_N], const sb_econ_share want[RESUME_N],
+                         const sb_econ_allot_summary *sum) {
+        sb_db *adb = sb_test_stack_admin_db(st);
+        sb_db_stmt *s;
         int64_t sp, cv;
-        balances(1000, &sp, &cv);
-        int paid_first = sp > 0;
-        balances(1000 + RESUME_N - 1, &sp, &cv);
-        SB_CHECK(paid_first && sp == 0);
-        ledger_verify();
-
         SB_CHECK_EQ(sb_test_stack_start_service(st, "airdrop"), 0);
         wait_completed(START_DAY, 60);
         Sharebuy__Airdrop__V1__Run *run = get_run(START_DAY);
         SB_CHECK(run->resumes >= 1);
-        SB_CHECK_EQ(run->allotted_sp_units, sum.released_sp);
-        SB_CHECK_EQ(run->cut_sp_units, sum.cut_sp);
-        SB_CHECK_EQ(run->cost_cv_units, sum.cost_cv);
+        SB_CHECK_EQ(run->allotted_sp_units, sum->released_sp);
+        SB_CHECK_EQ(run->cut_sp_units, sum->cut_sp);
+        SB_CHECK_EQ(run->cost_cv_units, sum->cost_cv);
         SB_CHECK_EQ(run->accounts_done, RESUME_N);
         protobuf_c_message_free_unpacked(&run->base, NULL);
         for (int k = 0; k < RESUME_N; k++) {
@@ -526,6 +501,97 @@ static void test_resume(void) {
         SB_CHECK_EQ(mine->allotments[0]->transaction_id, paid_tx);
         protobuf_c_message_free_unpacked(&mine->base, NULL);
         ledger_verify();
+}
+
+static void test_resume(void) {
+        st = stack();
+        sb_test_stack_env(st, "airdrop", "SB_AIRDROP_DAILY_SP_UNITS", "8880000");
+        sb_test_stack_env(st, "airdrop", "SB_AIRDROP_CHUNK_ACCOUNTS", "3");
+        sb_test_stack_env(st, "airdrop", "SB_AIRDROP_CHUNK_PAUSE", "250ms");
+        sb_test_stack_env(st, "airdrop", "SB_AIRDROP_SNAPSHOT_SPLIT_MIN_IDS", "1"); /* two snapshot streams */
+        start();
+        int64_t cvs[RESUME_N];
+        sb_econ_share want[RESUME_N];
+        sb_econ_allot_summary sum;
+        resume_members(cvs, want, &sum);
+        Sharebuy__Airdrop__V1__RunDayResponse *rr;
+        SB_CHECK_EQ(run_day(START_DAY, false, &rr, NULL), SB_OK);
+        protobuf_c_message_free_unpacked(&rr->base, NULL);
+        /* Kill it mid-way: some chunks done, not all (14 chunks of 3, 250 ms apart). */
+        int i;
+        for (i = 0; i < 300; i++) {
+                Sharebuy__Airdrop__V1__Run *run = get_run(START_DAY);
+                SB_CHECK(run);
+                uint32_t done = run->chunks_done, total = run->chunks_total;
+                protobuf_c_message_free_unpacked(&run->base, NULL);
+                SB_CHECK(total == 0 || done < total);
+                if (done >= 4)
+                        break;
+                usleep(20000);
+        }
+        SB_CHECK(i < 300);
+        SB_CHECK_EQ(sb_test_stack_kill(st, "airdrop", SIGKILL), 0);
+        /* Some accounts are paid, some not. */
+        int64_t sp, cv;
+        balances(1000, &sp, &cv);
+        int paid_first = sp > 0;
+        balances(1000 + RESUME_N - 1, &sp, &cv);
+        SB_CHECK(paid_first && sp == 0);
+        ledger_verify();
+
+        resume_check(cvs, want, &sum);
+        sb_test_stack_free(st);
+}
+
+/* Killed in the middle of a two-stream snapshot (batches of 2 participants, 100 ms apart): each stream resumes
+ * from its own cursor, and the day's result is the same as an uninterrupted run's. */
+static void test_resume_snapshot(void) {
+        st = stack();
+        sb_test_stack_env(st, "airdrop", "SB_AIRDROP_DAILY_SP_UNITS", "8880000");
+        sb_test_stack_env(st, "airdrop", "SB_AIRDROP_CHUNK_ACCOUNTS", "7");
+        sb_test_stack_env(st, "airdrop", "SB_AIRDROP_SNAPSHOT_BATCH", "2");
+        sb_test_stack_env(st, "airdrop", "SB_AIRDROP_CHUNK_PAUSE", "100ms");
+        sb_test_stack_env(st, "airdrop", "SB_AIRDROP_SNAPSHOT_SPLIT_MIN_IDS", "1");
+        start();
+        int64_t cvs[RESUME_N];
+        sb_econ_share want[RESUME_N];
+        sb_econ_allot_summary sum;
+        resume_members(cvs, want, &sum);
+        Sharebuy__Airdrop__V1__RunDayResponse *rr;
+        SB_CHECK_EQ(run_day(START_DAY, false, &rr, NULL), SB_OK);
+        protobuf_c_message_free_unpacked(&rr->base, NULL);
+        /* Kill it when both streams have copied some participants and neither is done. */
+        sb_db *adb = sb_test_stack_admin_db(st);
+        int i;
+        for (i = 0; i < 500; i++) {
+                sb_db_stmt *s;
+                SB_CHECK_EQ(sb_db_prepare(adb,
+                                          "SELECT COUNT(*), COALESCE(MIN(copied), 0), COALESCE(SUM(done), 0)"
+                                          " FROM sharebuy_airdrop.snapshot_streams WHERE business_day = ?",
+                                          &s),
+                            0);
+                SB_CHECK_EQ(sb_db_bind_str(s, 0, START_DAY), 0);
+                SB_CHECK_EQ(sb_db_execute(s), 0);
+                SB_CHECK(sb_db_fetch(s) > 0);
+                int64_t streams, least, done;
+                SB_CHECK_EQ(sb_db_col_i64(s, 0, &streams), 0);
+                SB_CHECK_EQ(sb_db_col_i64(s, 1, &least), 0);
+                SB_CHECK_EQ(sb_db_col_i64(s, 2, &done), 0);
+                while (sb_db_fetch(s) > 0)
+                        ;
+                SB_CHECK_EQ(done, 0); /* 10 batches a stream, 100 ms apart: not done before the kill */
+                if (streams == 2 && least >= 4)
+                        break;
+                usleep(10000);
+        }
+        SB_CHECK(i < 500);
+        SB_CHECK_EQ(sb_test_stack_kill(st, "airdrop", SIGKILL), 0);
+        /* Nobody is paid yet. */
+        int64_t sp, cv;
+        balances(1000, &sp, &cv);
+        SB_CHECK_EQ(sp, 0);
+        ledger_verify();
+        resume_check(cvs, want, &sum);
         sb_test_stack_free(st);
 }
 
@@ -579,6 +645,8 @@ int main(int argc, char **argv) {
                 test_example5();
         else if (strcmp(mode, "example6") == 0)
                 test_example6();
+        else if (strcmp(mode, "resume-snapshot") == 0)
+                test_resume_snapshot();
         else if (strcmp(mode, "resume") == 0)
                 test_resume();
         else if (strcmp(mode, "catchup") == 0)
