@@ -390,6 +390,20 @@ static void test_example6(void) {
 
 #define RESUME_N 40
 
+/* One row of n integers from the admin connection; `day`, when not NULL, is the statement's one parameter. */
+static void query_row(const char *sql, const char *day, int64_t *out, unsigned n) {
+        sb_db_stmt *s;
+        SB_CHECK_EQ(sb_db_prepare(sb_test_stack_admin_db(st), sql, &s), 0);
+        if (day)
+                SB_CHECK_EQ(sb_db_bind_str(s, 0, day), 0);
+        SB_CHECK_EQ(sb_db_execute(s), 0);
+        SB_CHECK(sb_db_fetch(s) > 0);
+        for (unsigned i = 0; i < n; i++)
+                SB_CHECK_EQ(sb_db_col_i64(s, i, &out[i]), 0);
+        while (sb_db_fetch(s) > 0)
+                ;
+}
+
 /* The members of the crash-and-resume tests, and the reference: the whole allotment in memory (sb_econ_allot). */
 static void resume_members(int64_t cvs[RESUME_N], sb_econ_share want[RESUME_N], sb_econ_allot_summary *ret_sum) {
         for (int i = 0; i < RESUME_N; i++) {
@@ -441,38 +455,20 @@ static void resume_check(const int64_t cvs[RESUME_N], const sb_econ_share want[R
                 SB_CHECK_EQ(cv, cvs[k] - want[k].cost_cv);
         }
         /* Exactly one airdrop credit per account in the journal. */
-        SB_CHECK_EQ(sb_db_prepare(adb,
-                                  "SELECT COUNT(*), COUNT(DISTINCT account_id) FROM sharebuy_wallet.entries"
-                                  " WHERE reason = 15 AND asset = 3 AND account_id >= 1000",
-                                  &s),
-                    0);
-        SB_CHECK_EQ(sb_db_execute(s), 0);
-        SB_CHECK(sb_db_fetch(s) > 0);
-        int64_t rows, distinct;
-        SB_CHECK_EQ(sb_db_col_i64(s, 0, &rows), 0);
-        SB_CHECK_EQ(sb_db_col_i64(s, 1, &distinct), 0);
-        while (sb_db_fetch(s) > 0)
-                ;
-        SB_CHECK_EQ(rows, distinct);
+        int64_t credits[2]; /* rows, distinct accounts */
+        query_row("SELECT COUNT(*), COUNT(DISTINCT account_id) FROM sharebuy_wallet.entries"
+                  " WHERE reason = 15 AND asset = 3 AND account_id >= 1000",
+                  NULL, credits, 2);
+        SB_CHECK_EQ(credits[0], credits[1]);
 
         /* The snapshot was copied in two streams, stream 1 from seq 2^31, and together they hold everyone once. */
-        SB_CHECK_EQ(sb_db_prepare(adb,
-                                  "SELECT COUNT(*), SUM(seq >= 2147483648), COUNT(DISTINCT account_id)"
-                                  " FROM sharebuy_airdrop.snapshot WHERE business_day = ?",
-                                  &s),
-                    0);
-        SB_CHECK_EQ(sb_db_bind_str(s, 0, START_DAY), 0);
-        SB_CHECK_EQ(sb_db_execute(s), 0);
-        SB_CHECK(sb_db_fetch(s) > 0);
-        int64_t snap_rows, upper, snap_distinct;
-        SB_CHECK_EQ(sb_db_col_i64(s, 0, &snap_rows), 0);
-        SB_CHECK_EQ(sb_db_col_i64(s, 1, &upper), 0);
-        SB_CHECK_EQ(sb_db_col_i64(s, 2, &snap_distinct), 0);
-        while (sb_db_fetch(s) > 0)
-                ;
-        SB_CHECK_EQ(snap_rows, RESUME_N);
-        SB_CHECK_EQ(snap_distinct, RESUME_N);
-        SB_CHECK(upper > 0 && upper < RESUME_N);
+        int64_t snap[3]; /* rows, rows of stream 1, distinct accounts */
+        query_row("SELECT COUNT(*), SUM(seq >= 2147483648), COUNT(DISTINCT account_id)"
+                  " FROM sharebuy_airdrop.snapshot WHERE business_day = ?",
+                  START_DAY, snap, 3);
+        SB_CHECK_EQ(snap[0], RESUME_N);
+        SB_CHECK_EQ(snap[2], RESUME_N);
+        SB_CHECK(snap[1] > 0 && snap[1] < RESUME_N);
 
         /* The last member (stream 1) sees its allotment and the very transaction that paid it. */
         uint64_t last = 1000 + RESUME_N - 1, paid_tx = 0;
@@ -561,26 +557,14 @@ static void test_resume_snapshot(void) {
         SB_CHECK_EQ(run_day(START_DAY, false, &rr, NULL), SB_OK);
         protobuf_c_message_free_unpacked(&rr->base, NULL);
         /* Kill it when both streams have copied some participants and neither is done. */
-        sb_db *adb = sb_test_stack_admin_db(st);
         int i;
         for (i = 0; i < 500; i++) {
-                sb_db_stmt *s;
-                SB_CHECK_EQ(sb_db_prepare(adb,
-                                          "SELECT COUNT(*), COALESCE(MIN(copied), 0), COALESCE(SUM(done), 0)"
-                                          " FROM sharebuy_airdrop.snapshot_streams WHERE business_day = ?",
-                                          &s),
-                            0);
-                SB_CHECK_EQ(sb_db_bind_str(s, 0, START_DAY), 0);
-                SB_CHECK_EQ(sb_db_execute(s), 0);
-                SB_CHECK(sb_db_fetch(s) > 0);
-                int64_t streams, least, done;
-                SB_CHECK_EQ(sb_db_col_i64(s, 0, &streams), 0);
-                SB_CHECK_EQ(sb_db_col_i64(s, 1, &least), 0);
-                SB_CHECK_EQ(sb_db_col_i64(s, 2, &done), 0);
-                while (sb_db_fetch(s) > 0)
-                        ;
-                SB_CHECK_EQ(done, 0); /* 10 batches a stream, 100 ms apart: not done before the kill */
-                if (streams == 2 && least >= 4)
+                int64_t v[3]; /* streams, the least copied, streams done */
+                query_row("SELECT COUNT(*), COALESCE(MIN(copied), 0), COALESCE(SUM(done), 0)"
+                          " FROM sharebuy_airdrop.snapshot_streams WHERE business_day = ?",
+                          START_DAY, v, 3);
+                SB_CHECK_EQ(v[2], 0); /* 10 batches a stream, 100 ms apart: not done before the kill */
+                if (v[0] == 2 && v[1] >= 4)
                         break;
                 usleep(10000);
         }

@@ -722,20 +722,32 @@ static int store_result(sb_db_stmt *s) {
     return 0;
 }
 
-int sb_db_execute(sb_db_stmt *s) {
-    assert(s);
-    sb_db *db = s->db;
-    clear_error(db);
+/* What every execution starts with: no error, no pending result, no counts of the last one. */
+static void exec_begin(sb_db_stmt *s) {
+    clear_error(s->db);
     if (s->ms && s->has_result)
         mysql_stmt_free_result(s->ms);
     s->has_result = false;
     s->affected_rows = 0;
     s->insert_id = 0;
+}
+
+/* A connection and s prepared on it. -ENOTCONN when the connection could not be had: nothing was sent, so a caller
+ * outside a transaction may try once more. */
+static int exec_ready(sb_db_stmt *s) {
+    int r = ensure_ready(s->db);
+    if (r == 0 && (!s->ms || s->gen != s->db->gen))
+        r = stmt_prepare_now(s);
+    return r;
+}
+
+int sb_db_execute(sb_db_stmt *s) {
+    assert(s);
+    sb_db *db = s->db;
+    exec_begin(s);
 
     for (int attempt = 0; attempt < 2; attempt++) {
-        int r = ensure_ready(db);
-        if (r == 0 && (!s->ms || s->gen != db->gen))
-            r = stmt_prepare_now(s);
+        int r = exec_ready(s);
         if (r == -ENOTCONN && !db->in_tx && attempt == 0)
             continue; /* nothing was sent: try on a new connection */
         if (r < 0)
@@ -773,12 +785,7 @@ int sb_db_execute(sb_db_stmt *s) {
 int sb_db_execute_bulk(sb_db_stmt *s, size_t rows, const sb_db_bulk_col *cols, size_t n_cols) {
     assert(s && cols);
     sb_db *db = s->db;
-    clear_error(db);
-    if (s->ms && s->has_result)
-        mysql_stmt_free_result(s->ms);
-    s->has_result = false;
-    s->affected_rows = 0;
-    s->insert_id = 0;
+    exec_begin(s);
     if (rows == 0 || rows > UINT32_MAX) {
         set_msg(db, 0, "a bulk execution takes 1 to %" PRIu32 " rows, not %zu", UINT32_MAX, rows);
         return -EINVAL;
@@ -798,9 +805,7 @@ int sb_db_execute_bulk(sb_db_stmt *s, size_t rows, const sb_db_bulk_col *cols, s
         }
     }
     for (int attempt = 0; attempt < 2; attempt++) {
-        int r = ensure_ready(db);
-        if (r == 0 && (!s->ms || s->gen != db->gen))
-            r = stmt_prepare_now(s);
+        int r = exec_ready(s);
         if (r == -ENOTCONN && !db->in_tx && attempt == 0)
             continue; /* nothing was sent: try on a new connection */
         if (r < 0)
