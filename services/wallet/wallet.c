@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 
 #include "economy.h"
+#include "metrics.h"
 #include "sharebuy/identity/v1/identity.pb-c.h"
 #include "sharebuy/wallet/v1/wallet.pb-c.h"
 #include "units.h"
@@ -20,11 +22,29 @@
 #include "wallet_prices.h"
 #include "wallet_treasury.h"
 
+/* A PostTransaction waiting for its group (group commit, below). */
+typedef struct group_item {
+        wallet_tx *tx;
+        bool finished; /* its group ran: posted, or left for the caller to post alone */
+        bool posted;   /* booked by its group */
+        bool alone;    /* posted alone by its own thread while leading: r, replayed, problem are the result */
+        int r;
+        bool replayed;
+        wallet_problem problem;
+        struct group_item *next;
+} group_item;
+
 typedef struct wallet_state {
         wallet_ledger_cfg ledger;
         int64_t initial_price_micro;
         int64_t deposit_min_fen;
         atomic_bool genesis_done;
+        bool group_commit;
+        pthread_mutex_t group_mu;
+        pthread_cond_t group_cv;
+        group_item *queue, *queue_tail;
+        bool leading;
+        sb_metrics_series *m_groups, *m_grouped;
 } wallet_state;
 
 #define SVC_ROLES (SB_ROLES(SB_ROLE_SERVICE))
@@ -204,6 +224,81 @@ static wallet_tx *new_tx(sb_call *call) {
         return sb_call_alloc(call, sizeof(wallet_tx));
 }
 
+/* --- Group commit -------------------------------------------------------------------------------------------- */
+
+/* Posts tx like wallet_ledger_post(), with the postings of other calls that arrive while one is being booked
+ * (docs/wallet.md, "Group commit"). One thread at a time leads: it takes every waiting posting (at most
+ * WALLET_GROUP_MAX), books them on its own connection in one database transaction (wallet_ledger_post_group), and
+ * wakes their threads; a posting found alone is posted the ordinary way, still leading, so that the ones arriving
+ * meanwhile wait and form the next group. A posting its group left out (a refusal, a replay, a failed group) is
+ * posted alone by its own thread, which gives its exact answer. Nothing waits on a timer: under light load every
+ * posting is alone and costs what it did before. */
+static int post_tx(sb_call *call, sb_db *db, wallet_tx *tx, bool *ret_replayed, wallet_problem *problem) {
+        wallet_state *st = state(call);
+        if (!st->group_commit || tx->reverses_tx_id)
+                return wallet_ledger_post(db, &st->ledger, tx, now_ms(), ret_replayed, problem);
+        group_item me = {.tx = tx};
+        pthread_mutex_lock(&st->group_mu);
+        if (st->queue_tail)
+                st->queue_tail->next = &me;
+        else
+                st->queue = &me;
+        st->queue_tail = &me;
+        while (!me.finished) {
+                if (st->leading) {
+                        pthread_cond_wait(&st->group_cv, &st->group_mu);
+                        continue;
+                }
+                st->leading = true;
+                group_item *taken[WALLET_GROUP_MAX];
+                wallet_tx *txs[WALLET_GROUP_MAX];
+                size_t n = 0;
+                while (st->queue && n < WALLET_GROUP_MAX) {
+                        group_item *it = st->queue;
+                        st->queue = it->next;
+                        it->next = NULL;
+                        taken[n] = it;
+                        txs[n++] = it->tx;
+                }
+                if (!st->queue)
+                        st->queue_tail = NULL;
+                pthread_mutex_unlock(&st->group_mu);
+                bool posted[WALLET_GROUP_MAX] = {false};
+                if (n == 1 && taken[0] == &me) {
+                        me.problem = (wallet_problem){0};
+                        me.r = wallet_ledger_post(db, &st->ledger, tx, now_ms(), &me.replayed, &me.problem);
+                        me.alone = true;
+                } else {
+                        (void) wallet_ledger_post_group(db, &st->ledger, txs, n, now_ms(), posted);
+                        size_t booked = 0;
+                        for (size_t i = 0; i < n; i++)
+                                booked += posted[i];
+                        if (st->m_groups) {
+                                sb_metrics_series_add(st->m_groups, 1);
+                                sb_metrics_series_add(st->m_grouped, (int64_t) booked);
+                        }
+                }
+                pthread_mutex_lock(&st->group_mu);
+                for (size_t i = 0; i < n; i++) {
+                        taken[i]->posted = posted[i];
+                        taken[i]->finished = true;
+                }
+                st->leading = false;
+                pthread_cond_broadcast(&st->group_cv);
+        }
+        pthread_mutex_unlock(&st->group_mu);
+        if (me.alone) {
+                *ret_replayed = me.replayed;
+                *problem = me.problem;
+                return me.r;
+        }
+        if (me.posted) {
+                *ret_replayed = false;
+                return 0;
+        }
+        return wallet_ledger_post(db, &st->ledger, tx, now_ms(), ret_replayed, problem);
+}
+
 /* --- OpenAccounts -------------------------------------------------------------------------------------------- */
 
 static sb_status fill_balances(sb_call *call, sb_db *db, int kind, uint64_t id, size_t *ret_n,
@@ -303,7 +398,7 @@ static sb_status h_post_transaction(sb_call *call, const ProtobufCMessage *req_,
                 return st;
         wallet_problem p = {0};
         bool replayed = false;
-        int r = wallet_ledger_post(db, &state(call)->ledger, tx, now_ms(), &replayed, &p);
+        int r = post_tx(call, db, tx, &replayed, &p);
         if (r < 0)
                 return fail_store(call, r, &p, "posting the transaction");
         resp->transaction = tx_to_proto(call, tx);
@@ -627,7 +722,7 @@ static sb_status h_transfer(sb_call *call, const ProtobufCMessage *req_, Protobu
                 return st;
         wallet_problem p = {0};
         bool replayed = false;
-        int r = wallet_ledger_post(db, &state(call)->ledger, tx, now_ms(), &replayed, &p);
+        int r = post_tx(call, db, tx, &replayed, &p);
         if (r == WALLET_EREFUSED && p.kind == WALLET_P_NOT_FOUND)
                 return sb_call_fail_reason(call, SB_NOT_FOUND, "REASON_MEMBER_UNKNOWN",
                                            "member %" PRIu64 " has no SP account", to);
@@ -860,6 +955,8 @@ static const sb_config_key wallet_keys[] = {
          "the deployment's time zone, minutes east of UTC (Asia/Shanghai: 480)"},
         {"wallet.cutoff_min", SB_CONFIG_INT, "1320", 0, 1439, true, false,
          "the daily airdrop cut-off that ends a business day, minutes after local midnight (22:00 = 1320)"},
+        {"wallet.group_commit", SB_CONFIG_BOOL, "true", 0, 0, true, false,
+         "book PostTransaction calls that arrive together in one database transaction (docs/wallet.md)"},
 };
 
 static int wallet_init(const sb_config *cfg, void **ret_state, char *err, size_t err_n) {
@@ -887,11 +984,30 @@ static int wallet_init(const sb_config *cfg, void **ret_state, char *err, size_t
         st->initial_price_micro = s.initial_price_micro;
         st->deposit_min_fen = s.deposit_min_fen;
         atomic_init(&st->genesis_done, false);
+        st->group_commit = sb_config_bool(cfg, "wallet.group_commit");
+        pthread_mutex_init(&st->group_mu, NULL);
+        pthread_cond_init(&st->group_cv, NULL);
+        sb_metrics_registry *reg = sb_service_metrics();
+        if (reg) {
+                sb_metrics_desc g = {.name = "sharebuy_wallet_post_groups_total",
+                                     .help = "groups of PostTransaction calls booked in one database transaction",
+                                     .type = SB_METRICS_COUNTER};
+                sb_metrics_desc p = {.name = "sharebuy_wallet_post_grouped_total",
+                                     .help = "PostTransaction calls booked as part of a group",
+                                     .type = SB_METRICS_COUNTER};
+                if (sb_metrics_declare(reg, &g) < 0 || sb_metrics_declare(reg, &p) < 0 ||
+                    sb_metrics_series_get(reg, g.name, NULL, 0, &st->m_groups) < 0 ||
+                    sb_metrics_series_get(reg, p.name, NULL, 0, &st->m_grouped) < 0)
+                        st->m_groups = st->m_grouped = NULL;
+        }
         *ret_state = st;
         return 0;
 }
 
-static void wallet_fini(void *st) {
+static void wallet_fini(void *arg) {
+        wallet_state *st = arg;
+        pthread_mutex_destroy(&st->group_mu);
+        pthread_cond_destroy(&st->group_cv);
         free(st);
 }
 

@@ -104,11 +104,17 @@ static const char sql_insert_tx[] =
  * updates, each updated row counting 2 affected rows — a row it inserted instead (a broken schema) counts 1 and
  * fails the posting, as the single-row UPDATE's affected-row check did. */
 #define ROWS_PER_STMT 8
-#define MULTI_SQL_MAX 640
-static char sql_set_balances[ROWS_PER_STMT + 1][MULTI_SQL_MAX];
-static char sql_add_shards[ROWS_PER_STMT + 1][MULTI_SQL_MAX];
+/* The account locks and the balance rows take more rows per statement (3 and 4 parameters a row, at most
+ * SB_DB_PARAMS_MAX in all): a group of postings (wallet_ledger_post_group) locks and writes dozens at once. */
+#define LOCK_ROWS_PER_STMT 21
+#define BAL_ROWS_PER_STMT 16
+#define TX_ROWS_PER_STMT 4
+#define MULTI_SQL_MAX 1024
+static char sql_set_balances[BAL_ROWS_PER_STMT + 1][MULTI_SQL_MAX];
+static char sql_add_shards[BAL_ROWS_PER_STMT + 1][MULTI_SQL_MAX];
 static char sql_insert_entries[ROWS_PER_STMT + 1][MULTI_SQL_MAX];
-static char sql_lock_accounts[ROWS_PER_STMT + 1][MULTI_SQL_MAX];
+static char sql_lock_accounts[LOCK_ROWS_PER_STMT + 1][MULTI_SQL_MAX];
+static char sql_insert_txs[TX_ROWS_PER_STMT + 1][MULTI_SQL_MAX];
 static pthread_once_t multi_once = PTHREAD_ONCE_INIT;
 
 static void multi_build(char *buf, const char *head, const char *row, unsigned n, const char *tail) {
@@ -120,7 +126,7 @@ static void multi_build(char *buf, const char *head, const char *row, unsigned n
 }
 
 static void multi_init(void) {
-        for (unsigned n = 1; n <= ROWS_PER_STMT; n++) {
+        for (unsigned n = 1; n <= BAL_ROWS_PER_STMT; n++) {
                 multi_build(sql_set_balances[n], "INSERT INTO balances (account_id, shard, balance, updated_ms) VALUES ",
                             "(?, 0, ?, ?)",
                             n, " ON DUPLICATE KEY UPDATE balance = VALUES(balance), updated_ms = VALUES(updated_ms)");
@@ -128,26 +134,34 @@ static void multi_init(void) {
                             "(?, ?, ?, ?)", n,
                             " ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance), updated_ms = "
                             "VALUES(updated_ms)");
+        }
+        for (unsigned n = 1; n <= ROWS_PER_STMT; n++)
                 multi_build(sql_insert_entries[n],
                             "INSERT INTO entries (tx_id, account_id, shard, asset, amount, balance_after, reason) "
                             "VALUES ",
                             "(?, ?, ?, ?, ?, ?, ?)", n, "");
-                /* The single-row accounts of a posting locked in one statement: the forced range scan of the
-                 * owner_asset index reads (and locks) them in (kind, id, asset) order, each account's balance row
-                 * right after it — the order the single-row look-ups took one by one. */
+        /* The single-row accounts of a posting locked in one statement: the forced range scan of the owner_asset
+         * index reads (and locks) them in (kind, id, asset) order, each account's balance row right after it — the
+         * order the single-row look-ups took one by one. */
+        for (unsigned n = 1; n <= LOCK_ROWS_PER_STMT; n++)
                 multi_build(sql_lock_accounts[n],
                             "SELECT a.owner_kind, a.owner_id, a.asset, a.account_id, b.balance FROM accounts a"
                             " FORCE INDEX (owner_asset) JOIN balances b ON b.account_id = a.account_id AND b.shard = 0"
                             " WHERE (a.owner_kind, a.owner_id, a.asset) IN (",
                             "(?, ?, ?)", n, ") FOR UPDATE");
-        }
+        for (unsigned n = 1; n <= TX_ROWS_PER_STMT; n++)
+                multi_build(sql_insert_txs[n],
+                            "INSERT INTO transactions (scope, idem_key, request_hash, cause_kind, cause_ref,"
+                            " cause_merchant, memo, posted_ms, business_day, reverses_tx_id, chain_part, chain_seq,"
+                            " prev_hash, chain_hash) VALUES ",
+                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)", n, "");
 }
 
 /* The balance rows of legs idx[0..n) (amounts not 0): absolute balances (shard 0) or deltas to shard rows. */
 static int balances_write(sb_db *db, const wallet_leg *legs, const size_t *idx, size_t n, bool shards,
                           int64_t now_ms) {
         for (size_t at = 0; at < n;) {
-                unsigned k = (unsigned) (n - at < ROWS_PER_STMT ? n - at : ROWS_PER_STMT);
+                unsigned k = (unsigned) (n - at < BAL_ROWS_PER_STMT ? n - at : BAL_ROWS_PER_STMT);
                 sb_db_stmt *s;
                 TRY(sb_db_prepare(db, shards ? sql_add_shards[k] : sql_set_balances[k], &s));
                 unsigned p = 0;
@@ -168,12 +182,12 @@ static int balances_write(sb_db *db, const wallet_leg *legs, const size_t *idx, 
 }
 
 /* Locks the accounts of legs order[0..n) (sorted by (kind, id, asset), no two alike) and reads their balances into
- * bal[] (same positions), ROWS_PER_STMT accounts per statement. An account never opened refuses the posting. */
+ * bal[] (same positions), LOCK_ROWS_PER_STMT accounts per statement. An account never opened refuses the posting. */
 static int lock_singles(sb_db *db, wallet_leg *legs, const size_t *order, size_t n, int64_t *bal,
                         wallet_problem *problem) {
         for (size_t at = 0; at < n;) {
-                unsigned k = (unsigned) (n - at < ROWS_PER_STMT ? n - at : ROWS_PER_STMT);
-                bool found[ROWS_PER_STMT] = {false};
+                unsigned k = (unsigned) (n - at < LOCK_ROWS_PER_STMT ? n - at : LOCK_ROWS_PER_STMT);
+                bool found[LOCK_ROWS_PER_STMT] = {false};
                 sb_db_stmt *s;
                 TRY(sb_db_prepare(db, sql_lock_accounts[k], &s));
                 unsigned p = 0;
@@ -481,6 +495,444 @@ int wallet_ledger_post(sb_db *db, const wallet_ledger_cfg *cfg, wallet_tx *tx, i
         }
 out:
         free(work);
+        return r;
+}
+
+/* --- Group commit -------------------------------------------------------------------------------------------- */
+
+/* Texts for 1..WALLET_GROUP_MAX rows of the statements only a group runs. */
+static char sql_lock_heads[WALLET_GROUP_MAX + 1][MULTI_SQL_MAX];
+static char sql_set_heads[WALLET_GROUP_MAX + 1][MULTI_SQL_MAX];
+static char sql_find_keys[WALLET_GROUP_MAX + 1][MULTI_SQL_MAX];
+static pthread_once_t group_once = PTHREAD_ONCE_INIT;
+
+static void group_init(void) {
+        for (unsigned n = 1; n <= WALLET_GROUP_MAX; n++) {
+                multi_build(sql_lock_heads[n], "SELECT chain_part, chain_seq, chain_hash FROM chain_heads WHERE chain_part IN (",
+                            "?", n, ") ORDER BY chain_part FOR UPDATE");
+                multi_build(sql_set_heads[n], "INSERT INTO chain_heads (chain_part, chain_seq, chain_hash) VALUES ",
+                            "(?, ?, ?)", n,
+                            " ON DUPLICATE KEY UPDATE chain_seq = VALUES(chain_seq), chain_hash = VALUES(chain_hash)");
+                multi_build(sql_find_keys[n],
+                            "SELECT scope, idem_key, tx_id FROM transactions FORCE INDEX (scope_key)"
+                            " WHERE (scope, idem_key) IN (",
+                            "(?, ?)", n, ")");
+        }
+}
+
+/* A single-row account of the group: its balance as the postings before the current one left it. */
+typedef struct group_acct {
+        wallet_account_ref ref;
+        uint64_t account_id;
+        int64_t first, bal;
+} group_acct;
+
+/* A hot system account's shard row of the group and the sum of the group's legs on it. */
+typedef struct group_shard {
+        uint64_t account_id;
+        unsigned shard;
+        int64_t delta;
+} group_shard;
+
+typedef struct group_head {
+        unsigned part;
+        uint64_t seq;
+        uint8_t hash[WALLET_HASH_BYTES];
+} group_head;
+
+typedef struct group_ctx {
+        const wallet_ledger_cfg *cfg;
+        wallet_tx *const *txs;
+        size_t n;
+        int64_t now_ms;
+        bool *in;        /* per posting: booked by this group */
+        wallet_tx *work; /* per posting: the copy being booked */
+        group_acct *accts;
+        size_t n_accts;
+        group_shard *shards;
+        size_t n_shards;
+        group_head heads[WALLET_GROUP_MAX];
+        size_t n_heads;
+        wallet_leg *legs; /* scratch: one per account or shard row, for lock_singles() and balances_write() */
+        size_t *idx;
+        int64_t *bals;
+        size_t e_cap;
+        uint64_t *e_tx, *e_account, *e_shard;
+        int64_t *e_asset, *e_amount, *e_after, *e_reason;
+        uint8_t *e_null;
+        wallet_problem problem;
+} group_ctx;
+
+static int cmp_acct(const void *a, const void *b) {
+        int64_t c = ref_cmp(&((const group_acct *) a)->ref, &((const group_acct *) b)->ref);
+        return c < 0 ? -1 : c > 0;
+}
+
+static int cmp_shard(const void *a, const void *b) {
+        const group_shard *x = a, *y = b;
+        if (x->account_id != y->account_id)
+                return x->account_id < y->account_id ? -1 : 1;
+        return x->shard < y->shard ? -1 : x->shard > y->shard;
+}
+
+static int cmp_head(const void *a, const void *b) {
+        unsigned x = ((const group_head *) a)->part, y = ((const group_head *) b)->part;
+        return x < y ? -1 : x > y;
+}
+
+static group_acct *acct_find(group_ctx *c, const wallet_account_ref *ref) {
+        group_acct key = {.ref = *ref};
+        return bsearch(&key, c->accts, c->n_accts, sizeof key, cmp_acct);
+}
+
+static group_head *head_find(group_ctx *c, unsigned part) {
+        group_head key = {.part = part};
+        return bsearch(&key, c->heads, c->n_heads, sizeof key, cmp_head);
+}
+
+/* Applies posting i to the running balances when every single-row leg stays within range; else leaves it out of the
+ * group (c->in[i] false: the caller posts it alone and gets its refusal there). */
+static void group_apply(group_ctx *c, size_t i) {
+        wallet_tx *tx = &c->work[i];
+        for (size_t k = 0; k < tx->n_legs; k++) {
+                const wallet_leg *l = &tx->legs[k];
+                if (l->ref.owner_kind == WALLET_OWNER_SYSTEM && is_hot(l->ref.owner_id))
+                        continue;
+                const group_acct *a = acct_find(c, &l->ref);
+                int64_t after;
+                if (!a || sb_add_i64(a->bal, l->amount, &after) < 0 || after < 0) {
+                        c->in[i] = false;
+                        return;
+                }
+        }
+        unsigned shard = wallet_shard_of(tx->scope, tx->key, WALLET_HOT_SHARDS);
+        for (size_t k = 0; k < tx->n_legs; k++) {
+                wallet_leg *l = &tx->legs[k];
+                if (l->ref.owner_kind == WALLET_OWNER_SYSTEM && is_hot(l->ref.owner_id)) {
+                        l->account_id = l->ref.owner_id;
+                        l->shard = shard;
+                        l->has_balance_after = false;
+                        l->balance_after = 0;
+                        continue;
+                }
+                group_acct *a = acct_find(c, &l->ref);
+                a->bal += l->amount; /* checked above; no two legs of a posting name the same account */
+                l->account_id = a->account_id;
+                l->shard = 0;
+                l->has_balance_after = true;
+                l->balance_after = a->bal;
+        }
+}
+
+static int group_fn(sb_db *db, void *arg) {
+        group_ctx *c = arg;
+        sb_db_stmt *s;
+        int r;
+        c->problem.kind = WALLET_P_NONE;
+        /* A retried attempt starts again from the requests as given. A key twice in the group: only the first is
+         * booked here (the other replays it, or is refused, when posted alone). */
+        for (size_t i = 0; i < c->n; i++) {
+                memcpy(&c->work[i], c->txs[i], sizeof c->work[i]);
+                c->work[i].tx_id = 0;
+                c->in[i] = c->txs[i]->reverses_tx_id == 0;
+                for (size_t j = 0; j < i && c->in[i]; j++)
+                        if (!strcmp(c->txs[j]->scope, c->txs[i]->scope) && !strcmp(c->txs[j]->key, c->txs[i]->key))
+                                c->in[i] = false;
+        }
+
+        /* 1. Every single-row account of the group, locked in the ledger's order, balances read. */
+        c->n_accts = 0;
+        for (size_t i = 0; i < c->n; i++) {
+                if (!c->in[i])
+                        continue;
+                const wallet_tx *tx = &c->work[i];
+                for (size_t k = 0; k < tx->n_legs; k++) {
+                        const wallet_leg *l = &tx->legs[k];
+                        if (!(l->ref.owner_kind == WALLET_OWNER_SYSTEM && is_hot(l->ref.owner_id)))
+                                c->accts[c->n_accts++] = (group_acct){.ref = l->ref};
+                }
+        }
+        qsort(c->accts, c->n_accts, sizeof *c->accts, cmp_acct);
+        size_t d = 0;
+        for (size_t k = 0; k < c->n_accts; k++)
+                if (d == 0 || cmp_acct(&c->accts[d - 1], &c->accts[k]) != 0)
+                        c->accts[d++] = c->accts[k];
+        c->n_accts = d;
+        for (size_t k = 0; k < d; k++) {
+                c->legs[k] = (wallet_leg){.ref = c->accts[k].ref};
+                c->idx[k] = k;
+        }
+        /* An unknown account refuses the whole attempt: each posting is then posted alone. */
+        TRY(lock_singles(db, c->legs, c->idx, d, c->bals, &c->problem));
+        for (size_t k = 0; k < d; k++) {
+                c->accts[k].account_id = c->legs[k].account_id;
+                c->accts[k].first = c->accts[k].bal = c->bals[k];
+        }
+
+        /* 2. The postings in order, each on the balances the ones before it left. */
+        for (size_t i = 0; i < c->n; i++)
+                if (c->in[i])
+                        group_apply(c, i);
+
+        /* 3. The hot shard rows (ascending account, shard), then the single rows in their lock order. */
+        c->n_shards = 0;
+        for (size_t i = 0; i < c->n; i++) {
+                if (!c->in[i])
+                        continue;
+                const wallet_tx *tx = &c->work[i];
+                for (size_t k = 0; k < tx->n_legs; k++) {
+                        const wallet_leg *l = &tx->legs[k];
+                        if (l->ref.owner_kind == WALLET_OWNER_SYSTEM && is_hot(l->ref.owner_id))
+                                c->shards[c->n_shards++] = (group_shard){l->account_id, l->shard, l->amount};
+                }
+        }
+        qsort(c->shards, c->n_shards, sizeof *c->shards, cmp_shard);
+        size_t n_idx = 0;
+        for (size_t k = 0; k < c->n_shards; k++) {
+                group_shard *g = &c->shards[k];
+                if (n_idx > 0 && c->legs[n_idx - 1].account_id == g->account_id && c->legs[n_idx - 1].shard == g->shard) {
+                        if (sb_add_i64(c->legs[n_idx - 1].amount, g->delta, &c->legs[n_idx - 1].amount) < 0)
+                                return -EOVERFLOW;
+                        continue;
+                }
+                c->legs[n_idx++] = (wallet_leg){.account_id = g->account_id, .shard = g->shard, .amount = g->delta};
+        }
+        size_t w = 0;
+        for (size_t k = 0; k < n_idx; k++)
+                if (c->legs[k].amount != 0)
+                        c->idx[w++] = k;
+        TRY(balances_write(db, c->legs, c->idx, w, true, c->now_ms));
+        w = 0;
+        for (size_t k = 0; k < c->n_accts; k++) {
+                if (c->accts[k].bal == c->accts[k].first)
+                        continue; /* unchanged (or only touched by postings left out) */
+                c->legs[w] = (wallet_leg){.account_id = c->accts[k].account_id, .balance_after = c->accts[k].bal};
+                c->idx[w] = w;
+                w++;
+        }
+        TRY(balances_write(db, c->legs, c->idx, w, false, c->now_ms));
+
+        /* 4. The chain heads of the group, ascending, held from here to the commit; the journal rows hashed in
+         * group order on each chain. */
+        c->n_heads = 0;
+        size_t booked = 0;
+        for (size_t i = 0; i < c->n; i++) {
+                if (!c->in[i])
+                        continue;
+                booked++;
+                wallet_tx *tx = &c->work[i];
+                tx->chain_part = wallet_chain_of(tx->scope, tx->key, WALLET_CHAINS);
+                bool seen = false;
+                for (size_t h = 0; h < c->n_heads && !seen; h++)
+                        seen = c->heads[h].part == tx->chain_part;
+                if (!seen)
+                        c->heads[c->n_heads++] = (group_head){.part = tx->chain_part};
+        }
+        if (booked == 0)
+                return 0;
+        qsort(c->heads, c->n_heads, sizeof *c->heads, cmp_head);
+        TRY(sb_db_prepare(db, sql_lock_heads[c->n_heads], &s));
+        for (size_t h = 0; h < c->n_heads; h++)
+                TRY(sb_db_bind_u64(s, (unsigned) h, c->heads[h].part));
+        TRY(sb_db_execute(s));
+        size_t got = 0;
+        while ((r = sb_db_fetch(s)) > 0) {
+                uint64_t part, seq;
+                uint8_t hash[WALLET_HASH_BYTES];
+                TRY(sb_db_col_u64(s, 0, &part));
+                TRY(sb_db_col_u64(s, 1, &seq));
+                if (sb_db_col_blob(s, 2, hash, sizeof hash) != WALLET_HASH_BYTES)
+                        return -EIO;
+                group_head *h = head_find(c, (unsigned) part);
+                if (!h)
+                        return -EIO;
+                h->seq = seq;
+                memcpy(h->hash, hash, sizeof hash);
+                got++;
+        }
+        if (r < 0)
+                return r;
+        if (got != c->n_heads)
+                return -EIO;
+        char business_day[WALLET_DAY_LEN + 1];
+        if (wallet_business_day(c->now_ms, c->cfg->utc_offset_min, c->cfg->cutoff_min, business_day) < 0)
+                return -EINVAL;
+        for (size_t i = 0; i < c->n; i++) {
+                if (!c->in[i])
+                        continue;
+                wallet_tx *tx = &c->work[i];
+                if (!tx->request_hash_set) {
+                        wallet_request_hash(tx, tx->request_hash);
+                        tx->request_hash_set = true;
+                }
+                tx->posted_ms = c->now_ms;
+                memcpy(tx->business_day, business_day, sizeof business_day);
+                group_head *h = head_find(c, tx->chain_part);
+                tx->chain_seq = ++h->seq;
+                memcpy(tx->prev_hash, h->hash, WALLET_HASH_BYTES);
+                wallet_chain_hash(tx, tx->chain_hash);
+                memcpy(h->hash, tx->chain_hash, WALLET_HASH_BYTES);
+        }
+
+        /* 5. The journal rows, TX_ROWS_PER_STMT per statement; a key already in the journal fails the insert
+         * (-EEXIST) and with it the group. Their ids, read back by key (interleaved auto-increment need not give a
+         * statement consecutive ids). */
+        size_t order[WALLET_GROUP_MAX], n_in = 0;
+        for (size_t i = 0; i < c->n; i++)
+                if (c->in[i])
+                        order[n_in++] = i;
+        for (size_t at = 0; at < n_in;) {
+                unsigned k = (unsigned) (n_in - at < TX_ROWS_PER_STMT ? n_in - at : TX_ROWS_PER_STMT);
+                TRY(sb_db_prepare(db, sql_insert_txs[k], &s));
+                unsigned p = 0;
+                for (unsigned j = 0; j < k; j++) {
+                        const wallet_tx *tx = &c->work[order[at + j]];
+                        TRY(sb_db_bind_str(s, p++, tx->scope));
+                        TRY(sb_db_bind_str(s, p++, tx->key));
+                        TRY(sb_db_bind_blob(s, p++, tx->request_hash, WALLET_HASH_BYTES));
+                        TRY(sb_db_bind_i64(s, p++, tx->cause_kind));
+                        TRY(sb_db_bind_str(s, p++, tx->cause_ref));
+                        TRY(sb_db_bind_u64(s, p++, tx->cause_merchant));
+                        TRY(sb_db_bind_str(s, p++, tx->memo));
+                        TRY(sb_db_bind_i64(s, p++, tx->posted_ms));
+                        TRY(sb_db_bind_str(s, p++, tx->business_day));
+                        TRY(sb_db_bind_u64(s, p++, tx->chain_part));
+                        TRY(sb_db_bind_u64(s, p++, tx->chain_seq));
+                        TRY(sb_db_bind_blob(s, p++, tx->prev_hash, WALLET_HASH_BYTES));
+                        TRY(sb_db_bind_blob(s, p++, tx->chain_hash, WALLET_HASH_BYTES));
+                }
+                TRY(sb_db_execute(s));
+                at += k;
+        }
+        TRY(sb_db_prepare(db, sql_find_keys[n_in], &s));
+        for (size_t j = 0; j < n_in; j++) {
+                TRY(sb_db_bind_str(s, (unsigned) (2 * j), c->work[order[j]].scope));
+                TRY(sb_db_bind_str(s, (unsigned) (2 * j + 1), c->work[order[j]].key));
+        }
+        TRY(sb_db_execute(s));
+        got = 0;
+        while ((r = sb_db_fetch(s)) > 0) {
+                char scope[WALLET_SCOPE_MAX + 1], key[WALLET_KEY_MAX + 1];
+                uint64_t id;
+                TRY(sb_db_col_str(s, 0, scope, sizeof scope));
+                TRY(sb_db_col_str(s, 1, key, sizeof key));
+                TRY(sb_db_col_u64(s, 2, &id));
+                for (size_t j = 0; j < n_in; j++) {
+                        wallet_tx *tx = &c->work[order[j]];
+                        if (!tx->tx_id && !strcmp(tx->scope, scope) && !strcmp(tx->key, key)) {
+                                tx->tx_id = id;
+                                got++;
+                                break;
+                        }
+                }
+        }
+        if (r < 0)
+                return r;
+        if (got != n_in)
+                return -EIO;
+
+        /* 6. The entries of every posting, in group then leg order, in one bulk execution. */
+        size_t ne = 0;
+        for (size_t j = 0; j < n_in; j++) {
+                const wallet_tx *tx = &c->work[order[j]];
+                for (size_t k = 0; k < tx->n_legs; k++) {
+                        const wallet_leg *l = &tx->legs[k];
+                        if (ne >= c->e_cap)
+                                return -EIO;
+                        c->e_tx[ne] = tx->tx_id;
+                        c->e_account[ne] = l->account_id;
+                        c->e_shard[ne] = l->shard;
+                        c->e_asset[ne] = l->ref.asset;
+                        c->e_amount[ne] = l->amount;
+                        c->e_after[ne] = l->has_balance_after ? l->balance_after : 0;
+                        c->e_null[ne] = l->has_balance_after ? 0 : 1;
+                        c->e_reason[ne] = l->reason;
+                        ne++;
+                }
+        }
+        TRY(sb_db_prepare(db,
+                          "INSERT INTO entries (tx_id, account_id, shard, asset, amount, balance_after, reason)"
+                          " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          &s));
+        const sb_db_bulk_col cols[7] = {
+                {.u64 = c->e_tx},    {.u64 = c->e_account}, {.u64 = c->e_shard},
+                {.i64 = c->e_asset}, {.i64 = c->e_amount},  {.i64 = c->e_after, .null = c->e_null},
+                {.i64 = c->e_reason},
+        };
+        TRY(sb_db_execute_bulk(s, ne, cols, 7));
+        if (sb_db_affected_rows(s) != ne)
+                return -EIO;
+
+        /* 7. The chain heads. */
+        TRY(sb_db_prepare(db, sql_set_heads[c->n_heads], &s));
+        for (size_t h = 0; h < c->n_heads; h++) {
+                TRY(sb_db_bind_u64(s, (unsigned) (3 * h), c->heads[h].part));
+                TRY(sb_db_bind_u64(s, (unsigned) (3 * h + 1), c->heads[h].seq));
+                TRY(sb_db_bind_blob(s, (unsigned) (3 * h + 2), c->heads[h].hash, WALLET_HASH_BYTES));
+        }
+        TRY(sb_db_execute(s));
+        if (sb_db_affected_rows(s) != 2 * (uint64_t) c->n_heads)
+                return -EIO;
+        return 0;
+}
+
+int wallet_ledger_post_group(sb_db *db, const wallet_ledger_cfg *cfg, wallet_tx *const *txs, size_t n, int64_t now_ms,
+                             bool *posted) {
+        for (size_t i = 0; i < n; i++)
+                posted[i] = false;
+        if (n == 0 || n > WALLET_GROUP_MAX)
+                return -EINVAL;
+        pthread_once(&multi_once, multi_init);
+        pthread_once(&group_once, group_init);
+        size_t legs = 0;
+        for (size_t i = 0; i < n; i++)
+                legs += txs[i]->n_legs;
+        group_ctx c = {.cfg = cfg, .txs = txs, .n = n, .now_ms = now_ms, .e_cap = legs};
+        c.in = calloc(n, sizeof *c.in);
+        c.work = calloc(n, sizeof *c.work);
+        c.accts = calloc(legs, sizeof *c.accts);
+        c.shards = calloc(legs, sizeof *c.shards);
+        c.legs = calloc(legs, sizeof *c.legs);
+        c.idx = calloc(legs, sizeof *c.idx);
+        c.bals = calloc(legs, sizeof *c.bals);
+        c.e_tx = calloc(legs, sizeof *c.e_tx);
+        c.e_account = calloc(legs, sizeof *c.e_account);
+        c.e_shard = calloc(legs, sizeof *c.e_shard);
+        c.e_asset = calloc(legs, sizeof *c.e_asset);
+        c.e_amount = calloc(legs, sizeof *c.e_amount);
+        c.e_after = calloc(legs, sizeof *c.e_after);
+        c.e_reason = calloc(legs, sizeof *c.e_reason);
+        c.e_null = calloc(legs, sizeof *c.e_null);
+        int r = -ENOMEM;
+        if (c.in && c.work && c.accts && c.shards && c.legs && c.idx && c.bals && c.e_tx && c.e_account && c.e_shard &&
+            c.e_asset && c.e_amount && c.e_after && c.e_reason && c.e_null)
+                r = sb_db_tx(db, group_fn, &c);
+        if (r == 0) {
+                for (size_t i = 0; i < n; i++) {
+                        if (!c.in[i])
+                                continue;
+                        c.work[i].reversed_by_tx_id = 0;
+                        memcpy(txs[i], &c.work[i], sizeof *txs[i]);
+                        posted[i] = true;
+                }
+        } else if (r == WALLET_EREFUSED) {
+                r = -ENOENT; /* an unknown account: nothing booked, each posting goes alone */
+        }
+        free(c.in);
+        free(c.work);
+        free(c.accts);
+        free(c.shards);
+        free(c.legs);
+        free(c.idx);
+        free(c.bals);
+        free(c.e_tx);
+        free(c.e_account);
+        free(c.e_shard);
+        free(c.e_asset);
+        free(c.e_amount);
+        free(c.e_after);
+        free(c.e_reason);
+        free(c.e_null);
         return r;
 }
 

@@ -64,6 +64,23 @@ int wallet_ledger_open_accounts(sb_db *db, int owner_kind, uint64_t owner_id, in
 int wallet_ledger_post(sb_db *db, const wallet_ledger_cfg *cfg, wallet_tx *tx, int64_t now_ms, bool *ret_replayed,
                        wallet_problem *problem);
 
+/* The most postings wallet_ledger_post_group() books at once. */
+#define WALLET_GROUP_MAX 16
+
+/* Group commit (docs/wallet.md, "Group commit"): books txs[0..n) (1 ≤ n ≤ WALLET_GROUP_MAX, each as
+ * wallet_ledger_post() takes it) in ONE database transaction, with a few multi-row statements for all of them:
+ * every single-row account of the group locked at once in the ledger's order, each posting applied in turn to the
+ * balances the ones before it left, the shard and balance rows, chain heads, journal rows and entries written
+ * together. posted[i] is set for each posting booked (its fields filled as wallet_ledger_post() fills them, not a
+ * replay). A posting is left out — posted[i] false, nothing of it written — when it is a reversal, when its
+ * (scope, key) came earlier in the group, or when a balance would go below zero or overflow; the caller then posts
+ * it alone with wallet_ledger_post(), which replays, refuses with its message, or posts it. Returns 0, or a negative
+ * code when the group failed as a whole and nothing is booked (-EEXIST: a key was already in the journal; -ENOENT:
+ * an account was never opened; an sb_db code), except SB_DB_EUNKNOWN_COMMIT, after which all of it may be booked:
+ * either way each posting must then go alone through wallet_ledger_post(), which replays what was booked. */
+int wallet_ledger_post_group(sb_db *db, const wallet_ledger_cfg *cfg, wallet_tx *const *txs, size_t n, int64_t now_ms,
+                             bool *posted);
+
 /* The same inside a transaction the caller runs with sb_db_tx() (for postings tied to other rows, such as a
  * treasury payment): no idempotency lookup; a duplicate (scope, key) or a second reversal fails with -EEXIST. */
 int wallet_ledger_post_in_tx(sb_db *db, const wallet_ledger_cfg *cfg, wallet_tx *tx, int64_t now_ms,

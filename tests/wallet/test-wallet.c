@@ -23,9 +23,16 @@
 #include "sharebuy/identity/v1/identity.pb-c.h"
 #include "sharebuy/merchant/v1/merchant.pb-c.h"
 #include "sharebuy/region/v1/region.pb-c.h"
+#include "wallet_ledger.h"
 #include "wallet_test.h"
 
 #define SP(x) ((int64_t) (x) * 10000)
+
+static int64_t wallet_now_ms_for_tests(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* One call to the wallet; returns the status, the reason into reason (if not NULL), the response into *resp (on
  * OK). */
@@ -344,6 +351,139 @@ static void test_concurrent_drain(void) {
         SB_CHECK_EQ(atomic_load(&refused), N - 13);
         SB_CHECK_EQ(sp_of(a), SP(2));
         SB_CHECK_EQ(sp_of(b), SP(39));
+        wt_verify(true);
+}
+
+/* Group commit, wallet_ledger_post_group() called directly on a connection of the test server: several postings
+ * booked in one database transaction, each on the balances the ones before it left; one that would overdraw and a
+ * key twice in the group are left out (and then posted alone, as the service does: refused; refused as another
+ * request under the key, or replayed when it is the same request);
+ * a key already in the journal or an account never opened fails the whole group with nothing booked. */
+static wallet_tx *group_tx(const char *what, unsigned i) {
+        wallet_tx *tx = calloc(1, sizeof *tx);
+        SB_CHECK(tx != NULL);
+        snprintf(tx->scope, sizeof tx->scope, "svc");
+        key(tx->key, sizeof tx->key, what, i);
+        tx->cause_kind = WALLET_CAUSE_TRANSFER;
+        snprintf(tx->cause_ref, sizeof tx->cause_ref, "group-%u", i);
+        snprintf(tx->memo, sizeof tx->memo, "group test %u", i);
+        return tx;
+}
+
+static void group_move(wallet_tx *tx, uint64_t from, uint64_t to, int64_t units) {
+        tx->n_legs = 2;
+        tx->legs[0] = (wallet_leg){.ref = {WALLET_OWNER_MEMBER, from, WALLET_ASSET_SP}, .amount = -units,
+                                   .reason = WALLET_REASON_TRANSFER};
+        tx->legs[1] = (wallet_leg){.ref = {WALLET_OWNER_MEMBER, to, WALLET_ASSET_SP}, .amount = units,
+                                   .reason = WALLET_REASON_TRANSFER};
+}
+
+/* CV issued to a member: a leg on the hot CV_ISSUED account (a shard row chosen by the key). */
+static void group_issue(wallet_tx *tx, uint64_t to, int64_t units) {
+        tx->cause_kind = SHAREBUY__COMMON__V1__CAUSE_KIND__CAUSE_KIND_AIRDROP;
+        tx->n_legs = 2;
+        tx->legs[0] = (wallet_leg){.ref = {WALLET_OWNER_SYSTEM, WALLET_SYS_CV_ISSUED, WALLET_ASSET_CV_ACTIVE},
+                                   .amount = -units, .reason = 6};
+        tx->legs[1] = (wallet_leg){.ref = {WALLET_OWNER_MEMBER, to, WALLET_ASSET_CV_ACTIVE}, .amount = units,
+                                   .reason = 6};
+}
+
+static void test_group_commit(void) {
+        uint64_t a = owner_id(71), b = owner_id(72), never = owner_id(79);
+        char k[96];
+        open_member(a);
+        open_member(b);
+        key(k, sizeof k, "gfund", 71);
+        fund_sp(a, SP(10), k);
+        sb_db *db = sb_test_db_open_admin();
+        SB_CHECK_EQ(sb_db_exec_text(db, "USE sharebuy_wallet", strlen("USE sharebuy_wallet")), 0);
+        const wallet_ledger_cfg cfg = {.utc_offset_min = 480, .cutoff_min = 1320};
+        char why[256];
+
+        enum { N = 8 };
+        wallet_tx *txs[N];
+        for (unsigned i = 0; i < N; i++)
+                txs[i] = group_tx("group", i);
+        for (unsigned i = 0; i < 4; i++)
+                group_move(txs[i], a, b, SP(3)); /* 10 SP: three fit, the fourth would leave a at -2 */
+        group_move(txs[4], b, a, SP(1));          /* b's SP from the postings before it */
+        memcpy(txs[5]->key, txs[0]->key, sizeof txs[5]->key); /* the key of posting 0 again */
+        group_move(txs[5], a, b, SP(3));
+        group_issue(txs[6], a, 700);
+        group_issue(txs[7], b, 900);
+        for (unsigned i = 0; i < N; i++)
+                SB_CHECK_EQ(wallet_legs_check(txs[i]->legs, txs[i]->n_legs, false, 0, why, sizeof why), 0);
+        int64_t sp_a0 = sp_of(a), sp_b0 = sp_of(b), cv_a0, cv_b0;
+        wt_balances(a, NULL, &cv_a0);
+        wt_balances(b, NULL, &cv_b0);
+        bool posted[N];
+        SB_CHECK_EQ(wallet_ledger_post_group(db, &cfg, txs, N, wallet_now_ms_for_tests(), posted), 0);
+        const bool want[N] = {true, true, true, false, true, false, true, true};
+        for (unsigned i = 0; i < N; i++)
+                SB_CHECK_EQ(posted[i], want[i]);
+        /* Each posting's balance-after follows the ones before it in the group. */
+        SB_CHECK_EQ(txs[0]->legs[0].balance_after, sp_a0 - SP(3));
+        SB_CHECK_EQ(txs[1]->legs[0].balance_after, sp_a0 - SP(6));
+        SB_CHECK_EQ(txs[2]->legs[0].balance_after, sp_a0 - SP(9));
+        SB_CHECK_EQ(txs[2]->legs[1].balance_after, sp_b0 + SP(9));
+        SB_CHECK_EQ(txs[4]->legs[0].balance_after, sp_b0 + SP(8));
+        SB_CHECK_EQ(txs[4]->legs[1].balance_after, sp_a0 - SP(8));
+        SB_CHECK(!txs[6]->legs[0].has_balance_after);
+        SB_CHECK_EQ(txs[6]->legs[1].balance_after, cv_a0 + 700);
+        for (unsigned i = 0; i < N; i++) {
+                if (!posted[i])
+                        continue;
+                SB_CHECK(txs[i]->tx_id > 0);
+                for (unsigned j = 0; j < i; j++)
+                        SB_CHECK(!posted[j] || txs[j]->tx_id != txs[i]->tx_id);
+        }
+        SB_CHECK_EQ(sp_of(a), sp_a0 - SP(8));
+        SB_CHECK_EQ(sp_of(b), sp_b0 + SP(8));
+        int64_t cv;
+        wt_balances(a, NULL, &cv);
+        SB_CHECK_EQ(cv, cv_a0 + 700);
+        wt_balances(b, NULL, &cv);
+        SB_CHECK_EQ(cv, cv_b0 + 900);
+        /* What the group left out, posted alone: the overdraft refused with its message, the repeated key replays
+         * posting 0. */
+        wallet_problem p = {0};
+        bool replayed = false;
+        SB_CHECK_EQ(wallet_ledger_post(db, &cfg, txs[3], wallet_now_ms_for_tests(), &replayed, &p), WALLET_EREFUSED);
+        SB_CHECK_EQ(p.kind, WALLET_P_PRECONDITION);
+        SB_CHECK(strstr(p.msg, "less than") != NULL);
+        uint64_t first = txs[0]->tx_id;
+        SB_CHECK_EQ(wallet_ledger_post(db, &cfg, txs[5], wallet_now_ms_for_tests(), &replayed, &p), WALLET_EREFUSED);
+        SB_CHECK_EQ(p.kind, WALLET_P_EXISTS); /* its cause and memo differ from posting 0's */
+        memcpy(txs[5]->cause_ref, txs[0]->cause_ref, sizeof txs[5]->cause_ref);
+        memcpy(txs[5]->memo, txs[0]->memo, sizeof txs[5]->memo);
+        group_move(txs[5], a, b, SP(3));
+        SB_CHECK_EQ(wallet_ledger_post(db, &cfg, txs[5], wallet_now_ms_for_tests(), &replayed, &p), 0);
+        SB_CHECK(replayed);
+        SB_CHECK_EQ(txs[5]->tx_id, first);
+
+        /* A key already in the journal fails the whole group: nothing of it is booked. */
+        wallet_tx *again[3] = {group_tx("group2", 0), group_tx("group", 1), group_tx("group2", 2)};
+        for (unsigned i = 0; i < 3; i++)
+                group_move(again[i], b, a, SP(1));
+        SB_CHECK_EQ(wallet_ledger_post_group(db, &cfg, again, 3, wallet_now_ms_for_tests(), posted), -EEXIST);
+        for (unsigned i = 0; i < 3; i++)
+                SB_CHECK(!posted[i]);
+        SB_CHECK_EQ(sp_of(a), sp_a0 - SP(8));
+        uint64_t id;
+        uint8_t h[32];
+        SB_CHECK_EQ(wallet_ledger_find(db, "svc", again[0]->key, &id, h), -ENOENT);
+        /* So does an account never opened. */
+        group_move(again[1], never, a, SP(1));
+        memcpy(again[1]->key, again[2]->key, sizeof again[1]->key);
+        again[1]->key[strlen(again[1]->key) - 1] = '9';
+        SB_CHECK_EQ(wallet_ledger_post_group(db, &cfg, again, 3, wallet_now_ms_for_tests(), posted), -ENOENT);
+        SB_CHECK_EQ(wallet_ledger_find(db, "svc", again[0]->key, &id, h), -ENOENT);
+        SB_CHECK_EQ(sp_of(b), sp_b0 + SP(8));
+        for (unsigned i = 0; i < 3; i++)
+                free(again[i]);
+        for (unsigned i = 0; i < N; i++)
+                free(txs[i]);
+        sb_db_close(db);
         wt_verify(true);
 }
 
@@ -1064,6 +1204,7 @@ int main(int argc, char **argv) {
                 test_transfer_and_reverse();
                 test_transfer_by_code();
                 test_concurrent_drain();
+                test_group_commit();
                 test_db_connections_killed();
                 test_supply_and_prices();
                 test_treasury();
