@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "economy.h"
+#include "log.h"
 #include "metrics.h"
 #include "sharebuy/identity/v1/identity.pb-c.h"
 #include "sharebuy/wallet/v1/wallet.pb-c.h"
@@ -269,10 +270,13 @@ static int post_tx(sb_call *call, sb_db *db, wallet_tx *tx, bool *ret_replayed, 
                         me.r = wallet_ledger_post(db, &st->ledger, tx, now_ms(), &me.replayed, &me.problem);
                         me.alone = true;
                 } else {
-                        (void) wallet_ledger_post_group(db, &st->ledger, txs, n, now_ms(), posted);
+                        int r = wallet_ledger_post_group(db, &st->ledger, txs, n, now_ms(), posted);
                         size_t booked = 0;
                         for (size_t i = 0; i < n; i++)
                                 booked += posted[i];
+                        sb_log_kv(SB_LOG_DEBUG, "post_group", "postings booked in one transaction", "taken",
+                                  SB_LOG_INT((int64_t) n), "booked", SB_LOG_INT((int64_t) booked), "result",
+                                  SB_LOG_INT(r), NULL);
                         if (st->m_groups) {
                                 sb_metrics_series_add(st->m_groups, 1);
                                 sb_metrics_series_add(st->m_grouped, (int64_t) booked);

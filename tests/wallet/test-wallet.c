@@ -487,6 +487,73 @@ static void test_group_commit(void) {
         wt_verify(true);
 }
 
+/* Group commit through the service: 16 clients post at once (CV issued to two members, on the hot CV_ISSUED
+ * shards), every posting is there once and the balances are their sum, and the wallet's log (debug level) shows
+ * groups of more than one posting booked together. */
+typedef struct issue_arg {
+        uint64_t member;
+        unsigned thread;
+        pthread_barrier_t *go;
+} issue_arg;
+
+static void *issue_thread(void *p) {
+        issue_arg *a = p;
+        pthread_barrier_wait(a->go);
+        for (unsigned i = 0; i < 10; i++) {
+                char k[96];
+                snprintf(k, sizeof k, "t%" PRIu64 ":gissue:%u:%u", run_id, a->thread, i);
+                wt_legs l = {0};
+                wt_leg_system(&l, 4 /* CV_ISSUED */, -(int64_t) (a->thread + 1), 6);
+                wt_leg_member(&l, a->member, 2, (int64_t) (a->thread + 1), 6);
+                SB_CHECK_EQ(post(k, &l, svc_tok, NULL, NULL, NULL), SB_OK);
+        }
+        return NULL;
+}
+
+static void test_group_commit_service(void) {
+        enum { T = 16 };
+        uint64_t m[2] = {owner_id(73), owner_id(74)};
+        open_member(m[0]);
+        open_member(m[1]);
+        pthread_barrier_t go;
+        SB_CHECK_EQ(pthread_barrier_init(&go, NULL, T), 0);
+        pthread_t th[T];
+        issue_arg args[T];
+        for (unsigned i = 0; i < T; i++) {
+                args[i] = (issue_arg){m[i % 2], i, &go};
+                SB_CHECK_EQ(pthread_create(&th[i], NULL, issue_thread, &args[i]), 0);
+        }
+        for (unsigned i = 0; i < T; i++)
+                pthread_join(th[i], NULL);
+        pthread_barrier_destroy(&go);
+        int64_t want[2] = {0, 0};
+        for (unsigned i = 0; i < T; i++)
+                want[i % 2] += 10 * (int64_t) (i + 1);
+        for (unsigned j = 0; j < 2; j++) {
+                int64_t cv;
+                wt_balances(m[j], NULL, &cv);
+                SB_CHECK_EQ(cv, want[j]);
+        }
+        char path[512];
+        snprintf(path, sizeof path, "%s/wallet.log", sb_test_stack_dir(st));
+        FILE *f = fopen(path, "r");
+        SB_CHECK(f != NULL);
+        char line[4096];
+        long best = 0;
+        while (fgets(line, sizeof line, f)) {
+                if (!strstr(line, "\"post_group\""))
+                        continue;
+                const char *b = strstr(line, "\"booked\":");
+                if (b && atol(b + 9) > best)
+                        best = atol(b + 9);
+        }
+        fclose(f);
+        if (getenv("TEST_VERBOSE"))
+                fprintf(stderr, "group commit: the largest group booked %ld postings\n", best);
+        SB_CHECK(best >= 2);
+        wt_verify(true);
+}
+
 /* The database drops the service's connections in the middle of a load: every acknowledged transaction is there
  * once, none twice; verify passes. We kill the wallet's connections (KILL CONNECTION from the admin connection)
  * rather than restarting the shared server, which would break tests running in parallel: for the service it is the
@@ -1186,6 +1253,8 @@ int main(int argc, char **argv) {
         if (!tamper) {
                 sb_test_stack_env(st, "identity", "SB_IDENTITY_REGISTER_PER_PEER", "1000000");
                 sb_test_stack_env(st, "identity", "SB_IDENTITY_LOOKUP_PER_PEER", "1000000");
+                /* test_group_commit_service reads the groups from the wallet's log. */
+                sb_test_stack_env(st, "wallet", "SB_LOG_LEVEL", "debug");
         }
         sb_test_stack_start_all(st);
         wt_connect();
@@ -1205,6 +1274,7 @@ int main(int argc, char **argv) {
                 test_transfer_by_code();
                 test_concurrent_drain();
                 test_group_commit();
+                test_group_commit_service();
                 test_db_connections_killed();
                 test_supply_and_prices();
                 test_treasury();
