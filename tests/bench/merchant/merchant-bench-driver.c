@@ -475,10 +475,13 @@ int main(int argc, char **argv) {
 
         static const char *const services[] = {"identity", "wallet", "region", "merchant", NULL};
         st = sb_test_stack_new(services);
-        /* Worker threads per service (each holds a database connection): the services' default (16) unless
-         * MERCHANT_BENCH_WORKERS="merchant wallet identity region" says otherwise. */
+        /* Worker threads per service (each holds a database connection): the services' default (16; the test
+         * stack's own default is 8) unless MERCHANT_BENCH_WORKERS="merchant wallet identity region" says
+         * otherwise. */
         const char *wenv = getenv("MERCHANT_BENCH_WORKERS");
-        if (wenv && *wenv) {
+        if (!wenv || !*wenv)
+                wenv = "16 16 16 16";
+        {
                 char wm[16], ww[16], wi[16], wr[16];
                 if (sscanf(wenv, "%15s %15s %15s %15s", wm, ww, wi, wr) != 4) {
                         fprintf(stderr, "MERCHANT_BENCH_WORKERS: four numbers, merchant wallet identity region\n");
