@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "batch.h"
 #include "economy.h"
 #include "log.h"
 #include "metrics.h"
@@ -23,28 +24,19 @@
 #include "wallet_prices.h"
 #include "wallet_treasury.h"
 
-/* A PostTransaction waiting for its group (group commit, below). */
-typedef struct group_item {
+/* A PostTransaction handed to the group commit (below), with its answer when posted alone. */
+typedef struct post_item {
         wallet_tx *tx;
-        bool finished; /* its group ran: posted, or left for the caller to post alone */
-        bool posted;   /* booked by its group */
-        bool alone;    /* posted alone by its own thread while leading: r, replayed, problem are the result */
-        int r;
         bool replayed;
         wallet_problem problem;
-        struct group_item *next;
-} group_item;
+} post_item;
 
 typedef struct wallet_state {
         wallet_ledger_cfg ledger;
         int64_t initial_price_micro;
         int64_t deposit_min_fen;
         atomic_bool genesis_done;
-        bool group_commit;
-        pthread_mutex_t group_mu;
-        pthread_cond_t group_cv;
-        group_item *queue, *queue_tail;
-        bool leading;
+        sb_batch posts; /* group commit of PostTransaction */
         sb_metrics_series *m_groups, *m_grouped;
 } wallet_state;
 
@@ -227,80 +219,43 @@ static wallet_tx *new_tx(sb_call *call) {
 
 /* --- Group commit -------------------------------------------------------------------------------------------- */
 
+static int post_single(void *ctx, void *conn, void *p) {
+        wallet_state *st = ctx;
+        post_item *it = p;
+        it->problem = (wallet_problem){0};
+        return wallet_ledger_post(conn, &st->ledger, it->tx, now_ms(), &it->replayed, &it->problem);
+}
+
+static int post_group(void *ctx, void *conn, void *const *items, size_t n, bool *done) {
+        wallet_state *st = ctx;
+        wallet_tx *txs[WALLET_GROUP_MAX];
+        for (size_t i = 0; i < n; i++)
+                txs[i] = ((post_item *) items[i])->tx;
+        int r = wallet_ledger_post_group(conn, &st->ledger, txs, n, now_ms(), done);
+        size_t booked = 0;
+        for (size_t i = 0; i < n; i++)
+                booked += done[i];
+        sb_log_kv(SB_LOG_DEBUG, "post_group", "postings booked in one transaction", "taken", SB_LOG_INT((int64_t) n),
+                  "booked", SB_LOG_INT((int64_t) booked), "result", SB_LOG_INT(r), NULL);
+        if (st->m_groups) {
+                sb_metrics_series_add(st->m_groups, 1);
+                sb_metrics_series_add(st->m_grouped, (int64_t) booked);
+        }
+        return r;
+}
+
 /* Posts tx like wallet_ledger_post(), with the postings of other calls that arrive while one is being booked
- * (docs/wallet.md, "Group commit"). One thread at a time leads: it takes every waiting posting (at most
- * WALLET_GROUP_MAX), books them on its own connection in one database transaction (wallet_ledger_post_group), and
- * wakes their threads; a posting found alone is posted the ordinary way, still leading, so that the ones arriving
- * meanwhile wait and form the next group. A posting its group left out (a refusal, a replay, a failed group) is
- * posted alone by its own thread, which gives its exact answer. Nothing waits on a timer: under light load every
- * posting is alone and costs what it did before. */
+ * (docs/wallet.md, "Group commit"; the leader/follower scheme is services/core/batch): a group of them is booked on
+ * the leader's connection in one database transaction (wallet_ledger_post_group); a posting found alone, or one
+ * its group left out (a refusal, a replay, a failed group), is posted the ordinary way and gets its exact answer.
+ * A reversal is always posted alone. */
 static int post_tx(sb_call *call, sb_db *db, wallet_tx *tx, bool *ret_replayed, wallet_problem *problem) {
         wallet_state *st = state(call);
-        if (!st->group_commit || tx->reverses_tx_id)
-                return wallet_ledger_post(db, &st->ledger, tx, now_ms(), ret_replayed, problem);
-        group_item me = {.tx = tx};
-        pthread_mutex_lock(&st->group_mu);
-        if (st->queue_tail)
-                st->queue_tail->next = &me;
-        else
-                st->queue = &me;
-        st->queue_tail = &me;
-        while (!me.finished) {
-                if (st->leading) {
-                        pthread_cond_wait(&st->group_cv, &st->group_mu);
-                        continue;
-                }
-                st->leading = true;
-                group_item *taken[WALLET_GROUP_MAX];
-                wallet_tx *txs[WALLET_GROUP_MAX];
-                size_t n = 0;
-                while (st->queue && n < WALLET_GROUP_MAX) {
-                        group_item *it = st->queue;
-                        st->queue = it->next;
-                        it->next = NULL;
-                        taken[n] = it;
-                        txs[n++] = it->tx;
-                }
-                if (!st->queue)
-                        st->queue_tail = NULL;
-                pthread_mutex_unlock(&st->group_mu);
-                bool posted[WALLET_GROUP_MAX] = {false};
-                if (n == 1 && taken[0] == &me) {
-                        me.problem = (wallet_problem){0};
-                        me.r = wallet_ledger_post(db, &st->ledger, tx, now_ms(), &me.replayed, &me.problem);
-                        me.alone = true;
-                } else {
-                        int r = wallet_ledger_post_group(db, &st->ledger, txs, n, now_ms(), posted);
-                        size_t booked = 0;
-                        for (size_t i = 0; i < n; i++)
-                                booked += posted[i];
-                        sb_log_kv(SB_LOG_DEBUG, "post_group", "postings booked in one transaction", "taken",
-                                  SB_LOG_INT((int64_t) n), "booked", SB_LOG_INT((int64_t) booked), "result",
-                                  SB_LOG_INT(r), NULL);
-                        if (st->m_groups) {
-                                sb_metrics_series_add(st->m_groups, 1);
-                                sb_metrics_series_add(st->m_grouped, (int64_t) booked);
-                        }
-                }
-                pthread_mutex_lock(&st->group_mu);
-                for (size_t i = 0; i < n; i++) {
-                        taken[i]->posted = posted[i];
-                        taken[i]->finished = true;
-                }
-                st->leading = false;
-                pthread_cond_broadcast(&st->group_cv);
-        }
-        pthread_mutex_unlock(&st->group_mu);
-        if (me.alone) {
-                *ret_replayed = me.replayed;
-                *problem = me.problem;
-                return me.r;
-        }
-        if (me.posted) {
-                *ret_replayed = false;
-                return 0;
-        }
-        return wallet_ledger_post(db, &st->ledger, tx, now_ms(), ret_replayed, problem);
+        post_item it = {.tx = tx};
+        int r = tx->reverses_tx_id ? post_single(st, db, &it) : sb_batch_run(&st->posts, db, &it);
+        *ret_replayed = it.replayed;
+        *problem = it.problem;
+        return r;
 }
 
 /* --- OpenAccounts -------------------------------------------------------------------------------------------- */
@@ -988,9 +943,11 @@ static int wallet_init(const sb_config *cfg, void **ret_state, char *err, size_t
         st->initial_price_micro = s.initial_price_micro;
         st->deposit_min_fen = s.deposit_min_fen;
         atomic_init(&st->genesis_done, false);
-        st->group_commit = sb_config_bool(cfg, "wallet.group_commit");
-        pthread_mutex_init(&st->group_mu, NULL);
-        pthread_cond_init(&st->group_cv, NULL);
+        if (sb_batch_init(&st->posts, WALLET_GROUP_MAX, sb_config_bool(cfg, "wallet.group_commit"), post_single,
+                          post_group, st) < 0) {
+                free(st);
+                return -EINVAL;
+        }
         sb_metrics_registry *reg = sb_service_metrics();
         if (reg) {
                 sb_metrics_desc g = {.name = "sharebuy_wallet_post_groups_total",
@@ -1010,8 +967,7 @@ static int wallet_init(const sb_config *cfg, void **ret_state, char *err, size_t
 
 static void wallet_fini(void *arg) {
         wallet_state *st = arg;
-        pthread_mutex_destroy(&st->group_mu);
-        pthread_cond_destroy(&st->group_cv);
+        sb_batch_fini(&st->posts);
         free(st);
 }
 
