@@ -408,6 +408,9 @@ static const sb_config_key merchant_keys[] = {
          "how long the sale path trusts the last deposit and price seen for a merchant (0: ask the wallet every sale)"},
         {"merchant.nearby_per_minute", SB_CONFIG_INT, "120", 1, 1000000, true, false,
          "NearbyStores calls allowed per peer address and minute (no token is needed for it)"},
+        {"merchant.group_commit", SB_CONFIG_BOOL, "true", 0, 0, true, false,
+         "write the pending rows, and the updates to recorded, of sales that arrive together with one statement "
+         "(docs/merchant.md)"},
         {"merchant.test_delay_after_post", SB_CONFIG_DURATION_MS, "0", 0, 600000, true, false,
          "TESTS ONLY: a pause between posting a sale's wallet transaction and storing the sale (crash tests)"},
 };
@@ -430,6 +433,25 @@ static int merchant_init(const sb_config *cfg, void **ret_state, char *err, size
         st->test_delay_after_post_ms = sb_config_int(cfg, "merchant.test_delay_after_post");
         st->centre_checked_ms = INT64_MIN / 2;
         pthread_mutex_init(&st->mu, NULL);
+        if (merchant_sale_groups_init(st, sb_config_bool(cfg, "merchant.group_commit")) < 0) {
+                pthread_mutex_destroy(&st->mu);
+                free(st);
+                snprintf(err, err_n, "out of memory");
+                return -ENOMEM;
+        }
+        sb_metrics_registry *reg = sb_service_metrics();
+        if (reg) {
+                sb_metrics_desc g = {.name = "sharebuy_merchant_sale_groups_total",
+                                     .help = "group statements that wrote the rows of several sales at once",
+                                     .type = SB_METRICS_COUNTER};
+                sb_metrics_desc p = {.name = "sharebuy_merchant_sale_grouped_total",
+                                     .help = "sale rows (pending, or updates to recorded) written by a group statement",
+                                     .type = SB_METRICS_COUNTER};
+                if (sb_metrics_declare(reg, &g) < 0 || sb_metrics_declare(reg, &p) < 0 ||
+                    sb_metrics_series_get(reg, g.name, NULL, 0, &st->m_groups) < 0 ||
+                    sb_metrics_series_get(reg, p.name, NULL, 0, &st->m_grouped) < 0)
+                        st->m_groups = st->m_grouped = NULL;
+        }
         *ret_state = st;
         return 0;
 }
@@ -438,6 +460,7 @@ static void merchant_fini(void *state) {
         merchant_state *st = state;
         if (!st)
                 return;
+        merchant_sale_groups_fini(st);
         pthread_mutex_destroy(&st->mu);
         free(st);
 }

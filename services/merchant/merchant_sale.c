@@ -204,21 +204,19 @@ static int merchant_and_sale_load(sb_db *db, uint64_t merchant_id, const char *s
         return r;
 }
 
-static int sale_insert_pending(sb_db *db, const sale_row *x) {
-        sb_db_stmt *s;
-        int r = sb_db_prepare(
-                db,
-                "INSERT INTO sharebuy_merchant.sales (merchant_id, sale_id, state, terminal_id, cashier_user_id, "
-                "code_hash, member_id, member_masked, member_vip, spend_fen, rate_bp, price_micro, member_cv, "
-                "merchant_cv, deposit_sp, referrer_kind, referrer_id, referrer_sp, referrer_cv, referrer2_kind, "
-                "referrer2_id, referrer2_sp, referrer2_cv, mref_kind, mref_id, mref_sp, centre_id, centre_sp, "
-                "parent_centre_id, parent_centre_sp, burned_sp, post_request, recorded_ms, business_day, captured_ms) "
-                "VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                "?, ?, ?, ?)",
-                &s);
-        if (r < 0)
-                return r;
-        unsigned i = 0;
+/* The pending INSERT of one sale, and its row of parameters (SALE_INSERT_PARAMS of them) for a multi-row one. */
+#define SALE_INSERT_HEAD                                                                                           \
+        "INSERT INTO sharebuy_merchant.sales (merchant_id, sale_id, state, terminal_id, cashier_user_id, "         \
+        "code_hash, member_id, member_masked, member_vip, spend_fen, rate_bp, price_micro, member_cv, "           \
+        "merchant_cv, deposit_sp, referrer_kind, referrer_id, referrer_sp, referrer_cv, referrer2_kind, "        \
+        "referrer2_id, referrer2_sp, referrer2_cv, mref_kind, mref_id, mref_sp, centre_id, centre_sp, "          \
+        "parent_centre_id, parent_centre_sp, burned_sp, post_request, recorded_ms, business_day, captured_ms) "  \
+        "VALUES "
+#define SALE_INSERT_ROW                                                                                            \
+        "(?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define SALE_INSERT_PARAMS 34
+
+static void sale_bind_pending(sb_db_stmt *s, unsigned i, const sale_row *x) {
         sb_db_bind_u64(s, i++, x->merchant_id);
         sb_db_bind_str(s, i++, x->sale_id);
         sb_db_bind_u64(s, i++, x->terminal_id);
@@ -253,6 +251,14 @@ static int sale_insert_pending(sb_db *db, const sale_row *x) {
         sb_db_bind_i64(s, i++, x->recorded_ms);
         sb_db_bind_str(s, i++, x->day);
         sb_db_bind_i64(s, i++, x->captured_ms);
+}
+
+static int sale_insert_pending(sb_db *db, const sale_row *x) {
+        sb_db_stmt *s;
+        int r = sb_db_prepare(db, SALE_INSERT_HEAD SALE_INSERT_ROW, &s);
+        if (r < 0)
+                return r;
+        sale_bind_pending(s, 0, x);
         return sb_db_execute(s);
 }
 
@@ -269,6 +275,148 @@ static int sale_mark_recorded(sb_db *db, const sale_row *x) {
         sb_db_bind_u64(s, 2, x->merchant_id);
         sb_db_bind_str(s, 3, x->sale_id);
         return sb_db_execute(s);
+}
+
+/* --- Group commit of the sale's rows ---------------------------------------------------------------------------
+ *
+ * The pending INSERT and the UPDATE to recorded of sales that arrive together are each written by one multi-row
+ * statement (one round trip, one commit) on the connection of the thread that leads (services/core/batch). A group
+ * statement is atomic on its own (autocommit): when it fails — a sale id already taken, a lost connection — nothing
+ * of it is written and every sale of the group writes its row alone, getting its own exact answer. */
+
+static int pending_single(void *ctx, void *conn, void *item) {
+        (void) ctx;
+        return sale_insert_pending(conn, item);
+}
+
+static int mark_single(void *ctx, void *conn, void *item) {
+        (void) ctx;
+        return sale_mark_recorded(conn, item);
+}
+
+static void group_note(merchant_state *st, const char *what, size_t n, int r) {
+        sb_log_kv(SB_LOG_DEBUG, "sale_group", "sales' rows written by one statement", "what", SB_LOG_STR(what),
+                  "taken", SB_LOG_INT((int64_t) n), "result", SB_LOG_INT(r), NULL);
+        if (st->m_groups && r >= 0) {
+                sb_metrics_series_add(st->m_groups, 1);
+                sb_metrics_series_add(st->m_grouped, (int64_t) n);
+        }
+}
+
+static int pending_group(void *ctx, void *conn, void *const *items, size_t n, bool *done) {
+        merchant_state *st = ctx;
+        sb_db_stmt *s;
+        int r = sb_db_prepare(conn, st->pending_sql[n], &s);
+        if (r >= 0) {
+                for (size_t k = 0; k < n; k++)
+                        sale_bind_pending(s, (unsigned) (k * SALE_INSERT_PARAMS), items[k]);
+                r = sb_db_execute(s);
+        }
+        for (size_t k = 0; k < n; k++)
+                done[k] = r >= 0;
+        group_note(st, "pending", n, r);
+        return r;
+}
+
+static int mark_group(void *ctx, void *conn, void *const *items, size_t n, bool *done) {
+        merchant_state *st = ctx;
+        sb_db_stmt *s;
+        int r = sb_db_prepare(conn, st->mark_sql[n], &s);
+        if (r >= 0) {
+                unsigned i = 0;
+                for (size_t k = 0; k < n; k++) { /* tx_id = CASE … */
+                        const sale_row *x = items[k];
+                        sb_db_bind_u64(s, i++, x->merchant_id);
+                        sb_db_bind_str(s, i++, x->sale_id);
+                        sb_db_bind_u64(s, i++, x->tx_id);
+                }
+                for (size_t k = 0; k < n; k++) { /* deposit_left_sp = CASE … */
+                        const sale_row *x = items[k];
+                        sb_db_bind_u64(s, i++, x->merchant_id);
+                        sb_db_bind_str(s, i++, x->sale_id);
+                        sb_db_bind_i64(s, i++, x->deposit_left_sp);
+                }
+                for (size_t k = 0; k < n; k++) { /* (merchant_id, sale_id) IN … */
+                        const sale_row *x = items[k];
+                        sb_db_bind_u64(s, i++, x->merchant_id);
+                        sb_db_bind_str(s, i++, x->sale_id);
+                }
+                r = sb_db_execute(s);
+        }
+        for (size_t k = 0; k < n; k++)
+                done[k] = r >= 0;
+        group_note(st, "recorded", n, r);
+        return r;
+}
+
+/* Appends text to the growing statement *buf (of *len bytes, *cap allocated). */
+static int sql_append(char **buf, size_t *len, size_t *cap, const char *text) {
+        size_t t = strlen(text);
+        if (*len + t + 1 > *cap) {
+                size_t c = (*cap ? *cap * 2 : 1024);
+                while (c < *len + t + 1)
+                        c *= 2;
+                char *nb = realloc(*buf, c);
+                if (!nb)
+                        return -ENOMEM;
+                *buf = nb;
+                *cap = c;
+        }
+        memcpy(*buf + *len, text, t + 1);
+        *len += t;
+        return 0;
+}
+
+int merchant_sale_groups_init(merchant_state *st, bool enabled) {
+        for (size_t n = 2; n <= MERCHANT_SALE_GROUP_MAX; n++) {
+                char *p = NULL, *m = NULL;
+                size_t pl = 0, pc = 0, ml = 0, mc = 0;
+                int r = sql_append(&p, &pl, &pc, SALE_INSERT_HEAD);
+                for (size_t k = 0; k < n && r >= 0; k++)
+                        r = sql_append(&p, &pl, &pc, k ? ", " SALE_INSERT_ROW : SALE_INSERT_ROW);
+                if (r >= 0)
+                        r = sql_append(&m, &ml, &mc, "UPDATE sharebuy_merchant.sales SET state = 2, tx_id = CASE");
+                for (size_t k = 0; k < n && r >= 0; k++)
+                        r = sql_append(&m, &ml, &mc, " WHEN merchant_id = ? AND sale_id = ? THEN ?");
+                if (r >= 0)
+                        r = sql_append(&m, &ml, &mc, " END, deposit_left_sp = CASE");
+                for (size_t k = 0; k < n && r >= 0; k++)
+                        r = sql_append(&m, &ml, &mc, " WHEN merchant_id = ? AND sale_id = ? THEN ?");
+                if (r >= 0)
+                        r = sql_append(&m, &ml, &mc, " END WHERE state = 1 AND (merchant_id, sale_id) IN (");
+                for (size_t k = 0; k < n && r >= 0; k++)
+                        r = sql_append(&m, &ml, &mc, k ? ", (?, ?)" : "(?, ?)");
+                if (r >= 0)
+                        r = sql_append(&m, &ml, &mc, ")");
+                st->pending_sql[n] = p;
+                st->mark_sql[n] = m;
+                if (r < 0) {
+                        merchant_sale_groups_fini(st);
+                        return r;
+                }
+        }
+        int r = sb_batch_init(&st->pending_rows, MERCHANT_SALE_GROUP_MAX, enabled, pending_single, pending_group, st);
+        if (r >= 0)
+                r = sb_batch_init(&st->recorded_rows, MERCHANT_SALE_GROUP_MAX, enabled, mark_single, mark_group, st);
+        if (r < 0) {
+                merchant_sale_groups_fini(st);
+                return r;
+        }
+        st->groups_ready = true;
+        return 0;
+}
+
+void merchant_sale_groups_fini(merchant_state *st) {
+        if (st->groups_ready) {
+                sb_batch_fini(&st->pending_rows);
+                sb_batch_fini(&st->recorded_rows);
+                st->groups_ready = false;
+        }
+        for (size_t n = 0; n <= MERCHANT_SALE_GROUP_MAX; n++) {
+                free(st->pending_sql[n]);
+                free(st->mark_sql[n]);
+                st->pending_sql[n] = st->mark_sql[n] = NULL;
+        }
 }
 
 static int sale_delete_pending(sb_db *db, uint64_t merchant_id, const char *sale_id) {
@@ -987,7 +1135,7 @@ static sb_status complete_pending(sb_call *call, sb_db *db, sale_row *x, bool re
         x->tx_id = tr->transaction ? tr->transaction->transaction_id : 0;
         x->deposit_left_sp = deposit_after(tr->transaction, x->merchant_id);
         merchant_deposit_note(call, x->merchant_id, x->deposit_left_sp);
-        int r = sale_mark_recorded(db, x);
+        int r = sb_batch_run(&ms->recorded_rows, db, x);
         if (r < 0) {
                 merchant_free(tr);
                 protobuf_c_message_free_unpacked(&pr->base, NULL);
@@ -1076,7 +1224,7 @@ sb_status merchant_h_record(sb_call *call, const ProtobufCMessage *req_, Protobu
         x->post_len = protobuf_c_message_pack(&pr->base, x->post);
 
         /* The pending row first: from here on the sale can be completed by a retry, whatever happens. */
-        r = sale_insert_pending(db, x);
+        r = sb_batch_run(&merchant_st(call)->pending_rows, db, x);
         if (r == -EEXIST) {
                 /* A concurrent attempt with the same sale id got there first. */
                 if ((r = sale_load(db, c.merchant_id, req->sale_id, x)) < 0)

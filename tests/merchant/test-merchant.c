@@ -13,6 +13,7 @@
  * otherwise). Everything this test writes lives in a province that had no centre when it started, under fresh
  * members and merchants, so it also runs beside other tests in a shared database. */
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -926,6 +927,129 @@ static void test_cutoff(void) {
         printf("after the cut-off: ok\n");
 }
 
+/* --- Sales at once: the group commit of the sales' rows --- */
+
+typedef struct burst_arg {
+        const char *sale_id, *code;
+        int64_t spend;
+        pthread_barrier_t *go;
+        sb_status status;
+        char reason[SB_RPC_REASON_MAX];
+        uint64_t tx;
+} burst_arg;
+
+static void *burst_thread(void *p) {
+        burst_arg *a = p;
+        char msg[512];
+        Sharebuy__Merchant__V1__RecordSaleRequest rq = SHAREBUY__MERCHANT__V1__RECORD_SALE_REQUEST__INIT;
+        rq.sale_id = (char *) a->sale_id;
+        rq.member_code = (char *) a->code;
+        rq.spend_fen = a->spend;
+        sb_test_call_opts o = {.deadline_ms = 30000, .bearer = M1.cashier_tok, .reason = a->reason, .msg = msg,
+                               .msg_n = sizeof msg, .print = SB_TEST_CALL_VERBOSE, .name_service = true};
+        Sharebuy__Merchant__V1__RecordSaleResponse *r = NULL;
+        pthread_barrier_wait(a->go);
+        a->status = sb_test_stack_call(st, "merchant", "RecordSale", &rq,
+                                       &sharebuy__merchant__v1__record_sale_response__descriptor, &o, (void **) &r);
+        if (a->status == SB_OK) {
+                a->tx = r->receipt->transaction_id;
+                free_msg(r);
+        }
+        return NULL;
+}
+
+/* The largest group of the given kind ("pending", "recorded") in the merchant's log that wrote its rows. */
+static long largest_group(const char *what) {
+        char path[512], want[64];
+        snprintf(path, sizeof path, "%s/merchant.log", sb_test_stack_dir(st));
+        snprintf(want, sizeof want, "\"what\":\"%s\"", what);
+        FILE *f = fopen(path, "r");
+        SB_CHECK(f != NULL);
+        char line[4096];
+        long best = 0;
+        while (fgets(line, sizeof line, f)) {
+                if (!strstr(line, "\"sale_group\"") || !strstr(line, want) || !strstr(line, "\"result\":0"))
+                        continue;
+                const char *t = strstr(line, "\"taken\":");
+                if (t && atol(t + 8) > best)
+                        best = atol(t + 8);
+        }
+        fclose(f);
+        return best;
+}
+
+/* Sixteen terminals' sales at once, and a seventeenth under one of their sale ids for another spend: every sale is
+ * recorded once with its own transaction, the impostor refused; the deposit and the member's CV moved by the sum;
+ * replays answer the same transactions; the merchant wrote the rows of several sales with one statement. */
+static void test_concurrent_sales(void) {
+        enum { T = 16 };
+        bal mb = balances(K_MEMBER, VIP.id), xb = balances(K_MERCHANT, M1.id);
+        char ids[T][64], *codes[T + 1];
+        burst_arg args[T + 1];
+        pthread_barrier_t go;
+        SB_CHECK_EQ(pthread_barrier_init(&go, NULL, T + 1), 0);
+        pthread_t th[T + 1];
+        for (int i = 0; i <= T; i++) {
+                codes[i] = member_code(&VIP);
+                if (i < T)
+                        uniq(ids[i], sizeof ids[i], "burst", i);
+                args[i] = (burst_arg){.sale_id = ids[i < T ? i : 3], .code = codes[i], .spend = YUAN(20), .go = &go};
+        }
+        args[T].spend = YUAN(40); /* the impostor: sale id of sale 3, another spend */
+        for (int i = 0; i <= T; i++)
+                SB_CHECK_EQ(pthread_create(&th[i], NULL, burst_thread, &args[i]), 0);
+        for (int i = 0; i <= T; i++)
+                pthread_join(th[i], NULL);
+        pthread_barrier_destroy(&go);
+        /* Sale 3 and the impostor raced for one sale id: exactly one of them is recorded. */
+        int ok3 = (args[3].status == SB_OK) + (args[T].status == SB_OK);
+        SB_CHECK_EQ(ok3, 1);
+        burst_arg *loser = args[3].status == SB_OK ? &args[T] : &args[3];
+        SB_CHECK_EQ(loser->status, SB_ALREADY_EXISTS);
+        SB_CHECK(strcmp(loser->reason, "REASON_IDEMPOTENCY_KEY_REUSED") == 0);
+        int64_t sp = 0, cv = 0;
+        for (int i = 0; i <= T; i++) {
+                if (args[i].status != SB_OK)
+                        continue;
+                SB_CHECK(args[i].tx != 0);
+                sp += args[i].spend == YUAN(20) ? SP(1) : SP(2);
+                cv += args[i].spend == YUAN(20) ? CV(20) : CV(40);
+                for (int j = 0; j < i; j++)
+                        SB_CHECK(args[j].status != SB_OK || args[j].tx != args[i].tx);
+        }
+        for (int i = 0; i < T; i++)
+                if (i != 3)
+                        SB_CHECK_EQ(args[i].status, SB_OK);
+        bal ma = balances(K_MEMBER, VIP.id), xa = balances(K_MERCHANT, M1.id);
+        SB_CHECK_EQ(xb.sp - xa.sp, sp);
+        SB_CHECK_EQ(ma.cv_active - mb.cv_active, cv);
+        /* Each replays its own receipt; each is stored as recorded with its transaction. */
+        for (int i = 0; i <= T; i++) {
+                if (args[i].status != SB_OK)
+                        continue;
+                Sharebuy__Merchant__V1__RecordSaleResponse *r = NULL;
+                SB_CHECK_EQ(record(M1.cashier_tok, args[i].sale_id, args[i].code, args[i].spend, &r), SB_OK);
+                SB_CHECK(r->replayed);
+                SB_CHECK_EQ(r->receipt->transaction_id, args[i].tx);
+                free_msg(r);
+                Sharebuy__Merchant__V1__GetSaleRequest g = SHAREBUY__MERCHANT__V1__GET_SALE_REQUEST__INIT;
+                g.sale_id = (char *) args[i].sale_id;
+                Sharebuy__Merchant__V1__Sale *sale = NULL;
+                SB_CHECK_EQ(MCALL("GetSale", &g, &sharebuy__merchant__v1__sale__descriptor, M1.cashier_tok, &sale),
+                            SB_OK);
+                SB_CHECK_EQ(sale->receipt->transaction_id, args[i].tx);
+                free_msg(sale);
+        }
+        SB_CHECK_EQ(balances(K_MERCHANT, M1.id).sp, xa.sp);
+        for (int i = 0; i <= T; i++)
+                free(codes[i]);
+        long gp = largest_group("pending"), gr = largest_group("recorded");
+        if (getenv("TEST_VERBOSE"))
+                fprintf(stderr, "largest groups: %ld pending rows, %ld updates to recorded\n", gp, gr);
+        SB_CHECK(gp >= 2 || gr >= 2);
+        printf("17 sales at once (one an impostor): each once, rows written in groups: ok\n");
+}
+
 static void test_crash(void) {
         SB_CHECK_EQ(sb_test_stack_kill(st, "merchant", SIGTERM), 0);
         sb_test_stack_env(st, "merchant", "SB_MERCHANT_TEST_DELAY_AFTER_POST", "4s");
@@ -1031,6 +1155,8 @@ int main(void) {
         sb_test_stack_env(st, "identity", "SB_IDENTITY_LOOKUP_PER_PEER", "1000000");
         sb_test_stack_env(st, "identity", "SB_IDENTITY_MEMBER_CODES_PER_MINUTE", "10000");
         sb_test_stack_env(st, "merchant", "SB_MERCHANT_NEARBY_PER_MINUTE", "40");
+        /* test_concurrent_sales reads the groups from the merchant's log. */
+        sb_test_stack_env(st, "merchant", "SB_LOG_LEVEL", "debug");
         sb_test_stack_start_all(st);
 
         const char *imp[] = {"region", "import", "--from", data_dir(), NULL};
@@ -1109,6 +1235,7 @@ int main(void) {
         test_lists_and_summary();
         test_onboarding();
         test_nearby();
+        test_concurrent_sales();
         test_crash();
         test_cutoff();
 

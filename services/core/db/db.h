@@ -32,7 +32,7 @@
 
 /* Limits. */
 #define SB_DB_STMT_CACHE_MAX 256 /* distinct SQL texts per connection */
-#define SB_DB_PARAMS_MAX 64      /* parameters per statement */
+#define SB_DB_PARAMS_MAX 1024    /* parameters per statement (multi-row statements of group commits) */
 #define SB_DB_TX_ATTEMPTS 8      /* attempts of one sb_db_tx() before giving up with -EDEADLK */
 
 typedef struct sb_db sb_db;
