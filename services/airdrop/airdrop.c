@@ -766,9 +766,8 @@ static void declare_metrics(airdrop_state *st) {
         sb_metrics_series **out[] = {&st->g_chunks_done, &st->g_chunks_total, &st->g_accounts_done, &st->g_running,
                                      &st->c_completed};
         for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++) {
-                sb_metrics_desc d = {.name = fams[i].name, .help = fams[i].help, .type = fams[i].type};
                 sb_metrics_series *ser = NULL;
-                if (sb_metrics_declare(reg, &d) == 0 && sb_metrics_series_get(reg, fams[i].name, NULL, 0, &ser) == 0)
+                if (sb_metrics_plain(reg, fams[i].name, fams[i].help, fams[i].type, &ser) == 0)
                         *out[i] = ser;
         }
         if (!st->g_chunks_done || !st->g_chunks_total || !st->g_accounts_done || !st->g_running || !st->c_completed)

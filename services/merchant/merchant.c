@@ -441,15 +441,12 @@ static int merchant_init(const sb_config *cfg, void **ret_state, char *err, size
         }
         sb_metrics_registry *reg = sb_service_metrics();
         if (reg) {
-                sb_metrics_desc g = {.name = "sharebuy_merchant_sale_groups_total",
-                                     .help = "group statements that wrote the rows of several sales at once",
-                                     .type = SB_METRICS_COUNTER};
-                sb_metrics_desc p = {.name = "sharebuy_merchant_sale_grouped_total",
-                                     .help = "sale rows (pending, or updates to recorded) written by a group statement",
-                                     .type = SB_METRICS_COUNTER};
-                if (sb_metrics_declare(reg, &g) < 0 || sb_metrics_declare(reg, &p) < 0 ||
-                    sb_metrics_series_get(reg, g.name, NULL, 0, &st->m_groups) < 0 ||
-                    sb_metrics_series_get(reg, p.name, NULL, 0, &st->m_grouped) < 0)
+                if (sb_metrics_plain(reg, "sharebuy_merchant_sale_groups_total",
+                                     "group statements that wrote the rows of several sales at once",
+                                     SB_METRICS_COUNTER, &st->m_groups) < 0 ||
+                    sb_metrics_plain(reg, "sharebuy_merchant_sale_grouped_total",
+                                     "sale rows (pending, or updates to recorded) written by a group statement",
+                                     SB_METRICS_COUNTER, &st->m_grouped) < 0)
                         st->m_groups = st->m_grouped = NULL;
         }
         *ret_state = st;

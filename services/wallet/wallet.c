@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -950,15 +949,12 @@ static int wallet_init(const sb_config *cfg, void **ret_state, char *err, size_t
         }
         sb_metrics_registry *reg = sb_service_metrics();
         if (reg) {
-                sb_metrics_desc g = {.name = "sharebuy_wallet_post_groups_total",
-                                     .help = "groups of PostTransaction calls booked in one database transaction",
-                                     .type = SB_METRICS_COUNTER};
-                sb_metrics_desc p = {.name = "sharebuy_wallet_post_grouped_total",
-                                     .help = "PostTransaction calls booked as part of a group",
-                                     .type = SB_METRICS_COUNTER};
-                if (sb_metrics_declare(reg, &g) < 0 || sb_metrics_declare(reg, &p) < 0 ||
-                    sb_metrics_series_get(reg, g.name, NULL, 0, &st->m_groups) < 0 ||
-                    sb_metrics_series_get(reg, p.name, NULL, 0, &st->m_grouped) < 0)
+                if (sb_metrics_plain(reg, "sharebuy_wallet_post_groups_total",
+                                     "groups of PostTransaction calls booked in one database transaction",
+                                     SB_METRICS_COUNTER, &st->m_groups) < 0 ||
+                    sb_metrics_plain(reg, "sharebuy_wallet_post_grouped_total",
+                                     "PostTransaction calls booked as part of a group", SB_METRICS_COUNTER,
+                                     &st->m_grouped) < 0)
                         st->m_groups = st->m_grouped = NULL;
         }
         *ret_state = st;

@@ -8,16 +8,7 @@
 #include <time.h>
 
 #include "batch.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                                   \
-        do {                                                                                                          \
-                if (!(cond)) {                                                                                        \
-                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                      \
-                        failures++;                                                                                   \
-                }                                                                                                     \
-        } while (0)
+#include "sb_test.h"
 
 #define THREADS 16
 #define PER_THREAD 200
@@ -60,9 +51,9 @@ static int do_group(void *ctx, void *conn, void *const *items, size_t n, bool *d
         world *w = ctx;
         if (atomic_fetch_add(&w->in_flight, 1) != 0)
                 atomic_fetch_add(&w->overlap, 1);
-        CHECK(n >= 2 && n <= SB_BATCH_MAX);
+        SB_CHECK(n >= 2 && n <= SB_BATCH_MAX);
         for (size_t i = 0; i < n; i++)
-                CHECK(!done[i]);
+                SB_CHECK(!done[i]);
         atomic_fetch_add(&w->groups, 1);
         int prev = atomic_load(&w->largest);
         while ((int) n > prev && !atomic_compare_exchange_weak(&w->largest, &prev, (int) n))
@@ -106,7 +97,7 @@ static void *run_worker(void *p) {
 static void run(world *w, size_t max, bool enabled, uint64_t *ret_groups, uint64_t *ret_grouped,
                 uint64_t *ret_alone) {
         sb_batch b;
-        CHECK(sb_batch_init(&b, max, enabled, do_single, do_group, w) == 0);
+        SB_CHECK(sb_batch_init(&b, max, enabled, do_single, do_group, w) == 0);
         static worker k[THREADS];
         pthread_t th[THREADS];
         for (int t = 0; t < THREADS; t++) {
@@ -126,10 +117,10 @@ static void run(world *w, size_t max, bool enabled, uint64_t *ret_groups, uint64
                 for (int i = 0; i < PER_THREAD; i++)
                         wrong += k[t].items[i].result != k[t].items[i].id * 2 + 1;
         }
-        CHECK(twice == 0);
-        CHECK(never == 0);
-        CHECK(wrong == 0);
-        CHECK(atomic_load(&w->overlap) == 0);
+        SB_CHECK(twice == 0);
+        SB_CHECK(never == 0);
+        SB_CHECK(wrong == 0);
+        SB_CHECK(atomic_load(&w->overlap) == 0);
         sb_batch_stats(&b, ret_groups, ret_grouped, ret_alone);
         sb_batch_fini(&b);
 }
@@ -142,10 +133,10 @@ int main(void) {
         memset(&w, 0, sizeof w);
         w.work_ns = 200000;
         run(&w, 16, true, &g, &gd, &al);
-        CHECK(g > 0);
-        CHECK(atomic_load(&w.largest) >= 2 && atomic_load(&w.largest) <= 16);
-        CHECK(gd + al == ITEMS);
-        CHECK((int) al == atomic_load(&w.singles));
+        SB_CHECK(g > 0);
+        SB_CHECK(atomic_load(&w.largest) >= 2 && atomic_load(&w.largest) <= 16);
+        SB_CHECK(gd + al == ITEMS);
+        SB_CHECK((int) al == atomic_load(&w.singles));
         fprintf(stderr, "contended: %llu groups, %llu grouped, %llu alone, largest %d\n", (unsigned long long) g,
                 (unsigned long long) gd, (unsigned long long) al, atomic_load(&w.largest));
 
@@ -154,31 +145,29 @@ int main(void) {
         w.work_ns = 100000;
         w.refuse_mod = 5;
         run(&w, 8, true, &g, &gd, &al);
-        CHECK(g > 0 && atomic_load(&w.largest) <= 8);
-        CHECK(gd + al == ITEMS);
+        SB_CHECK(g > 0 && atomic_load(&w.largest) <= 8);
+        SB_CHECK(gd + al == ITEMS);
 
         /* A group that fails as a whole: every item is still done, alone. */
         memset(&w, 0, sizeof w);
         w.work_ns = 50000;
         w.fail_groups = true;
         run(&w, 4, true, &g, &gd, &al);
-        CHECK(gd == 0 && al == ITEMS);
+        SB_CHECK(gd == 0 && al == ITEMS);
 
         /* Disabled, or groups of at most one: single only. */
         memset(&w, 0, sizeof w);
         run(&w, 16, false, &g, &gd, &al);
-        CHECK(atomic_load(&w.groups) == 0 && atomic_load(&w.singles) == ITEMS);
+        SB_CHECK(atomic_load(&w.groups) == 0 && atomic_load(&w.singles) == ITEMS);
         memset(&w, 0, sizeof w);
         run(&w, 1, true, &g, &gd, &al);
-        CHECK(atomic_load(&w.groups) == 0 && atomic_load(&w.singles) == ITEMS);
+        SB_CHECK(atomic_load(&w.groups) == 0 && atomic_load(&w.singles) == ITEMS);
 
         /* Bad set-ups are refused. */
         sb_batch b;
-        CHECK(sb_batch_init(&b, 0, true, do_single, do_group, &w) == -EINVAL);
-        CHECK(sb_batch_init(&b, SB_BATCH_MAX + 1, true, do_single, do_group, &w) == -EINVAL);
-        CHECK(sb_batch_init(&b, 4, true, NULL, do_group, &w) == -EINVAL);
+        SB_CHECK(sb_batch_init(&b, 0, true, do_single, do_group, &w) == -EINVAL);
+        SB_CHECK(sb_batch_init(&b, SB_BATCH_MAX + 1, true, do_single, do_group, &w) == -EINVAL);
+        SB_CHECK(sb_batch_init(&b, 4, true, NULL, do_group, &w) == -EINVAL);
 
-        if (failures)
-                fprintf(stderr, "%d check(s) failed\n", failures);
-        return failures ? 1 : 0;
+        return 0;
 }

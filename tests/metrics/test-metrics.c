@@ -137,6 +137,25 @@ static void test_exposition_exact(void) {
     sb_metrics_registry_free(reg);
 }
 
+/* A plain (label-free) family in one call: declared once, the same series again, refused names leave *ret alone. */
+static void test_plain(void) {
+    sb_metrics_registry *reg = NULL;
+    CHECK(sb_metrics_registry_new(0, &reg) == 0);
+    sb_metrics_series *a = NULL, *b = NULL, *keep = (sb_metrics_series *) &reg;
+    CHECK(sb_metrics_plain(reg, "test_plain_total", "plain counts", SB_METRICS_COUNTER, &a) == 0 && a);
+    CHECK(sb_metrics_plain(reg, "test_plain_total", "plain counts", SB_METRICS_COUNTER, &b) == 0 && b == a);
+    CHECK(sb_metrics_plain(reg, "test_plain_total", "other help", SB_METRICS_COUNTER, &keep) == -EEXIST);
+    CHECK(sb_metrics_plain(reg, "1bad", NULL, SB_METRICS_GAUGE, &keep) == -EINVAL);
+    CHECK(keep == (sb_metrics_series *) &reg);
+    sb_metrics_series_add(a, 3);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(sb_metrics_render(reg, &text, &len) == 0);
+    CHECK(text && strstr(text, "\ntest_plain_total 3\n"));
+    free(text);
+    sb_metrics_registry_free(reg);
+}
+
 static void test_errors(void) {
     sb_metrics_registry *reg = NULL;
     CHECK(sb_metrics_registry_new(3, &reg) == 0);
@@ -437,6 +456,7 @@ static void test_http(void) {
 int main(void) {
     test_exposition_exact();
     test_errors();
+    test_plain();
     test_concurrent_counters();
     test_http();
     if (failures) {

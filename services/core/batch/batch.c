@@ -69,11 +69,13 @@ int sb_batch_run(sb_batch *b, void *conn, void *item) {
                                 n_done += done[i];
                 }
                 pthread_mutex_lock(&b->mu);
+                /* Counted here, under the lock already held: the items a group left are done alone below. */
                 if (n == 1)
                         b->n_alone++;
                 else {
                         b->n_groups++;
                         b->n_grouped += n_done;
+                        b->n_alone += n - n_done;
                 }
                 for (size_t i = 0; i < n; i++) {
                         taken[i]->done = done[i];
@@ -87,11 +89,7 @@ int sb_batch_run(sb_batch *b, void *conn, void *item) {
                 return me.r;
         if (me.done)
                 return 0;
-        int r = b->single(b->ctx, conn, item);
-        pthread_mutex_lock(&b->mu);
-        b->n_alone++;
-        pthread_mutex_unlock(&b->mu);
-        return r;
+        return b->single(b->ctx, conn, item);
 }
 
 void sb_batch_stats(sb_batch *b, uint64_t *ret_groups, uint64_t *ret_grouped, uint64_t *ret_alone) {

@@ -344,6 +344,15 @@ int sb_metrics_series_get(sb_metrics_registry *reg, const char *name, const char
     return get_series(reg, f, label_values, n_values, ret);
 }
 
+int sb_metrics_plain(sb_metrics_registry *reg, const char *name, const char *help, sb_metrics_type type,
+                     sb_metrics_series **ret) {
+    sb_metrics_desc d = {.name = name, .help = help, .type = type};
+    int r = sb_metrics_declare(reg, &d);
+    if (r < 0)
+        return r;
+    return sb_metrics_series_get(reg, name, NULL, 0, ret);
+}
+
 void sb_metrics_series_add(sb_metrics_series *series, int64_t delta) {
     if (series->fam->type == SB_METRICS_COUNTER) {
         assert(delta >= 0);

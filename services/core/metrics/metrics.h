@@ -67,6 +67,12 @@ int sb_metrics_declare(sb_metrics_registry *reg, const sb_metrics_desc *desc);
 int sb_metrics_series_get(sb_metrics_registry *reg, const char *name, const char *const *label_values,
                           size_t n_values, sb_metrics_series **ret);
 
+/* Declares a family without labels of the given type (a counter or a gauge) and stores its one series in *ret: what
+ * a service keeps for a plain count. Returns what sb_metrics_declare() or sb_metrics_series_get() return; *ret is
+ * untouched on failure. */
+int sb_metrics_plain(sb_metrics_registry *reg, const char *name, const char *help, sb_metrics_type type,
+                     sb_metrics_series **ret);
+
 /* Adds delta to a counter (delta must be >= 0) or a gauge. Lock-free. Asserts on a histogram series. */
 void sb_metrics_series_add(sb_metrics_series *series, int64_t delta);
 
