@@ -58,8 +58,8 @@ int sb_batch_run(sb_batch *b, void *conn, void *item) {
                 pthread_mutex_unlock(&b->mu);
                 bool done[SB_BATCH_MAX] = {false};
                 size_t n_done = 0;
-                /* A group of one is done alone by the leader, still leading (usually it is the leader's own item; with
-                 * more than max waiting it may be another's, whose thread then finds it finished). */
+                /* A group of one is the leader's own item (a leader's item is queued until its group has run): done
+                 * alone, still leading, so that the items arriving meanwhile form the next group. */
                 if (n == 1) {
                         taken[0]->r = b->single(b->ctx, conn, items[0]);
                         taken[0]->alone = true;
