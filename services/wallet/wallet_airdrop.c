@@ -9,14 +9,16 @@
  *
  * Why not wallet_ledger_post_in_tx() per transaction: it runs ~3 statements per leg, i.e. ~6 per account, which is
  * minutes for a million accounts. Here a chunk is a fixed handful of statements whatever its size: the rows travel as
- * one JSON parameter expanded by JSON_TABLE (sb_db binds at most SB_DB_PARAMS_MAX values per statement).
+ * one parameter — a JSON document expanded by JSON_TABLE, a fixed-width text of deltas (update_by_range()) — or as
+ * the column arrays of one bulk execution (the entries), never as one parameter per value.
  *
  * All transactions of a chunk go on one hash chain (chunk number mod WALLET_CHAINS), so a chunk holds one chain head,
  * not all 32. Two chunks of a day are booked at once (the airdrop's credit workers): their holders are disjoint,
  * consecutive chunks use different chains, and the rows every chunk touches — the unreleased pool and the hot
  * shards of the airdrop-spent account — are changed by the chunk's LAST statements (pool, then shards ascending),
- * so they are held only from there to the commit. The order of a chunk: holders in (owner kind, owner id, asset)
- * order, its chain head, the pool, the shards — the same order as an ordinary posting's holders then chain head.
+ * so they are held only from there to the commit. The order of a chunk: holders (in account id order when they are
+ * changed by range, in (owner kind, owner id, asset) order — an ordinary posting's — when by probe: update_holders()),
+ * its chain head, the pool, the shards — an ordinary posting's order of holders then chain head.
  * An ordinary posting with an SP_UNRELEASED leg (an admin stocking the treasury) takes the pool before its holders,
  * so it and a chunk can deadlock over a member in both; InnoDB then rolls one back and sb_db_tx retries it (time,
  * not correctness). The airdrop-spent account is touched by chunks only. Because the pool is decremented after the journal rows are hashed,
@@ -29,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "sharebuy/wallet/v1/wallet.pb-c.h"
 #include "units.h"
 #include "wallet.h"
@@ -115,6 +118,7 @@ typedef struct ad_ctx {
         int64_t *e_asset, *e_amount, *e_after, *e_reason;
         uint8_t *e_after_null;
         bool replayed;
+        bool by_range; /* the balance rows were changed by range (update_holders) */
         wallet_problem problem;
 } ad_ctx;
 
@@ -320,27 +324,110 @@ static int cmp_acct(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
-/* Credits the SP and debits the CV of every holder in ONE statement that locks, writes and reads back each
- * balance row (INSERT … ON DUPLICATE KEY UPDATE … RETURNING), in (owner kind, owner id, asset) order — the
- * ledger's lock order. Every row must exist (an inserted one — updated_ms −1, a broken schema — fails the chunk) and no CV
- * balance may end below zero (a sale voided after the snapshot can leave less CV than the share costs). Fills in
- * the balances after the chunk, which the journal rows carry and hash. */
-static int update_holders(sb_db *db, ad_ctx *c) {
+/* The balance rows of a chunk are changed by one of two statements (docs/airdrop.md, "Where the time goes"):
+ *
+ * - by RANGE, when the chunk's accounts are dense in the id space (they span at most AD_RANGE_SPAN ids per account
+ *   touched: members' accounts are opened three at a time, so a chunk of consecutive participants spans about
+ *   1.5 ids per account): one `UPDATE … WHERE account_id BETWEEN lo AND hi` reads the range in primary-key order
+ *   and takes each row's delta from a fixed-width text indexed by the row's offset in the range (a row without one
+ *   is left alone), then one range read gives the balances after. Measured alone on 20 000 balance rows: ~50 ms,
+ *   against ~110 ms for a primary-key probe per row. Under REPEATABLE READ the scan also locks the range's other rows
+ *   (other owners' accounts between the chunk's, and their gaps) until the commit: a posting to one of them waits
+ *   for the chunk, as a posting to one of the chunk's own accounts always did.
+ * - by PROBE otherwise: one `INSERT … ON DUPLICATE KEY UPDATE … RETURNING` over a JSON document of the rows, which
+ *   locks, writes and reads back each row by its key.
+ *
+ * Either way every row must exist (a missing balance row — a broken schema — fails the chunk) and no CV balance may
+ * end below zero (a sale voided after the snapshot can leave less CV than the share costs), which is checked after
+ * the statement, before anything else is written. The balances after the chunk are filled in: the journal rows carry
+ * and hash them. */
+#define AD_RANGE_SPAN 4
+#define AD_SLOT 17 /* one delta: "%+017" PRId64, a sign and 16 digits (|delta| <= WALLET_AMOUNT_MAX = 10^15) */
+
+static int64_t acct_delta(const ad_ctx *c, const ad_acct *m) {
+        const ad_item *it = &c->items[m->item];
+        return m->sp ? it->sp : -it->cost;
+}
+
+static void acct_set_balance(ad_ctx *c, const ad_acct *m, int64_t bal) {
+        ad_item *it = &c->items[m->item];
+        if (m->sp)
+                it->sp_balance = bal;
+        else
+                it->cv_balance = bal;
+}
+
+static int update_by_range(sb_db *db, ad_ctx *c, const ad_acct *map, size_t m) {
+        uint64_t lo = map[0].account_id, hi = map[m - 1].account_id;
+        size_t span = (size_t) (hi - lo) + 1;
+        buf_reset(&c->j1);
+        if (c->j1.cap < span * AD_SLOT + 1) {
+                size_t cap = span * AD_SLOT + 1;
+                char *p = realloc(c->j1.p, cap);
+                if (!p)
+                        abort();
+                c->j1.p = p;
+                c->j1.cap = cap;
+        }
+        memset(c->j1.p, ' ', span * AD_SLOT);
+        c->j1.len = span * AD_SLOT;
+        for (size_t k = 0; k < m; k++) {
+                char slot[24];
+                if (snprintf(slot, sizeof slot, "%+0*" PRId64, AD_SLOT, acct_delta(c, &map[k])) != AD_SLOT)
+                        return -EIO; /* cannot happen: the request's amounts are 1..10^15 */
+                memcpy(c->j1.p + (size_t) (map[k].account_id - lo) * AD_SLOT, slot, AD_SLOT);
+        }
+        /* The deltas travel as one binary parameter, so SUBSTRING counts bytes (no character set to walk). */
+        sb_db_stmt *s;
+        TRY(sb_db_prepare(db,
+                          "UPDATE balances SET balance = balance + CAST(SUBSTRING(?, (CAST(account_id AS SIGNED) - ?) * 17"
+                          " + 1, 17) AS SIGNED), updated_ms = ?"
+                          " WHERE account_id BETWEEN ? AND ? AND shard = 0"
+                          " AND SUBSTRING(?, (CAST(account_id AS SIGNED) - ?) * 17 + 1, 1) <> ' '",
+                          &s));
+        TRY(sb_db_bind_blob(s, 0, c->j1.p, c->j1.len));
+        TRY(sb_db_bind_u64(s, 1, lo));
+        TRY(sb_db_bind_i64(s, 2, c->now_ms));
+        TRY(sb_db_bind_u64(s, 3, lo));
+        TRY(sb_db_bind_u64(s, 4, hi));
+        TRY(sb_db_bind_blob(s, 5, c->j1.p, c->j1.len));
+        TRY(sb_db_bind_u64(s, 6, lo));
+        TRY(sb_db_execute(s));
+        if (sb_db_affected_rows(s) != m)
+                return -EIO; /* an account without its balance row (every delta is non-zero) */
+        TRY(sb_db_prepare(db, "SELECT account_id, balance FROM balances WHERE account_id BETWEEN ? AND ? AND shard = 0",
+                          &s));
+        TRY(sb_db_bind_u64(s, 0, lo));
+        TRY(sb_db_bind_u64(s, 1, hi));
+        TRY(sb_db_execute(s));
+        size_t rows = 0;
+        int r;
+        while ((r = sb_db_fetch(s)) > 0) {
+                ad_acct key = {0};
+                int64_t bal;
+                TRY(sb_db_col_u64(s, 0, &key.account_id));
+                TRY(sb_db_col_i64(s, 1, &bal));
+                const ad_acct *hit = bsearch(&key, map, m, sizeof *map, cmp_acct);
+                if (!hit)
+                        continue; /* another owner's account inside the range */
+                acct_set_balance(c, hit, bal);
+                rows++;
+        }
+        if (r < 0)
+                return r;
+        return rows == m ? 0 : -EIO;
+}
+
+static int update_by_probe(sb_db *db, ad_ctx *c, const ad_acct *map, size_t m) {
         buf_reset(&c->j1);
         buf_printf(&c->j1, "[");
         for (size_t k = 0; k < c->n; k++) {
                 const ad_item *it = &c->items[c->order[k]];
-                /* CV_ACTIVE (asset 2) before SP (asset 3). */
+                /* In (owner kind, owner id, asset) order, an ordinary posting's: CV_ACTIVE (asset 2) before SP (3). */
                 buf_printf(&c->j1, "%s[%" PRIu64 ",%" PRId64 "],[%" PRIu64 ",%" PRId64 "]", k ? "," : "",
                            it->cv_account, -it->cost, it->sp_account, it->sp);
         }
         buf_printf(&c->j1, "]");
-        ad_acct *map = c->accts;
-        for (size_t i = 0; i < c->n; i++) {
-                map[2 * i] = (ad_acct){c->items[i].sp_account, i, true};
-                map[2 * i + 1] = (ad_acct){c->items[i].cv_account, i, false};
-        }
-        qsort(map, 2 * c->n, sizeof *map, cmp_acct);
         sb_db_stmt *s;
         TRY(sb_db_prepare(db,
                           "INSERT INTO balances (account_id, shard, balance, updated_ms)"
@@ -362,20 +449,34 @@ static int update_holders(sb_db *db, ad_ctx *c) {
                 TRY(sb_db_col_i64(s, 2, &updated));
                 if (updated < 0)
                         return -EIO; /* inserted: the account has no balance row */
-                const ad_acct *m = bsearch(&key, map, 2 * c->n, sizeof *map, cmp_acct);
-                if (!m)
+                const ad_acct *hit = bsearch(&key, map, m, sizeof *map, cmp_acct);
+                if (!hit)
                         return -EIO;
-                ad_item *it = &c->items[m->item];
-                if (m->sp)
-                        it->sp_balance = bal;
-                else
-                        it->cv_balance = bal;
+                acct_set_balance(c, hit, bal);
                 rows++;
         }
         if (r < 0)
                 return r;
-        if (rows != 2 * c->n)
-                return -EIO;
+        return rows == m ? 0 : -EIO;
+}
+
+static int update_holders(sb_db *db, ad_ctx *c) {
+        /* The chunk's accounts in id order (the order the range statement locks them in; the probe statement locks
+         * them in owner order, an ordinary posting's). A posting that locks two of them in the other order can
+         * deadlock with the chunk: InnoDB rolls one back and sb_db_tx retries it (time, not correctness). */
+        ad_acct *map = c->accts;
+        size_t m = 2 * c->n;
+        for (size_t i = 0; i < c->n; i++) {
+                map[2 * i] = (ad_acct){c->items[i].sp_account, i, true};
+                map[2 * i + 1] = (ad_acct){c->items[i].cv_account, i, false};
+        }
+        qsort(map, m, sizeof *map, cmp_acct);
+        for (size_t k = 1; k < m; k++)
+                if (map[k].account_id == map[k - 1].account_id)
+                        return -EIO; /* two holders on one account: the accounts table is broken */
+        uint64_t span = map[m - 1].account_id - map[0].account_id + 1;
+        c->by_range = span <= (uint64_t) AD_RANGE_SPAN * m;
+        TRY(c->by_range ? update_by_range(db, c, map, m) : update_by_probe(db, c, map, m));
         for (size_t k = 0; k < c->n; k++) {
                 const ad_item *it = &c->items[c->order[k]];
                 if (it->cv_balance < 0) {
@@ -729,6 +830,9 @@ sb_status wallet_h_apply_airdrop_chunk(sb_call *call, const ProtobufCMessage *re
         resp->sp_units = c.sp_total;
         resp->cv_cost_units = c.cost_total;
         resp->replayed = c.replayed;
+        sb_log_kv(SB_LOG_DEBUG, "airdrop_chunk", "an airdrop chunk answered", "day", SB_LOG_STR(c.day), "chunk",
+                  SB_LOG_INT((int64_t) c.chunk_no), "accounts", SB_LOG_INT((int64_t) c.n), "balances",
+                  SB_LOG_STR(c.replayed ? "replayed" : c.by_range ? "range" : "probe"), NULL);
         ctx_free(&c);
         return SB_OK;
 }

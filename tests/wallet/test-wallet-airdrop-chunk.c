@@ -29,6 +29,10 @@
  *                  and replays; the same requests under ordinary keys pass
  *   pool           a chunk releasing one unit more than the pool holds: FAILED_PRECONDITION; one releasing exactly
  *                  what it holds: booked, the pool at 0; then one more unit is refused
+ *   balance paths  a chunk of three members opened one after the other changes its balance rows by range (the
+ *                  wallet's log says so): exact, and the two members opened between them — inside the range, not in
+ *                  the chunk — do not move; replayed, nothing moves; two members with 40 others between them are
+ *                  changed by probe, exactly
  * Every refusal is checked to change nothing: the members' SP and CV_ACTIVE, the pool, CV_AIRDROP_SPENT, the number
  * of journal transactions and entries, and VerifyLedger; each part ends with VerifyLedger and `sharebuyctl ledger
  * verify --json`. */
@@ -1041,10 +1045,99 @@ static void test_pool(void) {
         wt_verify(true);
 }
 
+/* How the wallet said it changed the balance rows of chunk `no` of `day` ("range", "probe"; "" when not logged). */
+static void balances_path(const char *day, uint32_t no, char *out, size_t n) {
+        char path[512], want_day[64], want_chunk[64];
+        snprintf(path, sizeof path, "%s/wallet.log", sb_test_stack_dir(st));
+        snprintf(want_day, sizeof want_day, "\"day\":\"%s\"", day);
+        snprintf(want_chunk, sizeof want_chunk, "\"chunk\":%u,", no);
+        FILE *f = fopen(path, "r");
+        SB_CHECK(f != NULL);
+        char line[4096];
+        out[0] = '\0';
+        while (fgets(line, sizeof line, f)) {
+                if (!strstr(line, "\"airdrop_chunk\"") || !strstr(line, want_day) || !strstr(line, want_chunk))
+                        continue;
+                const char *b = strstr(line, "\"balances\":\"");
+                if (!b)
+                        continue;
+                b += strlen("\"balances\":\"");
+                size_t k = 0;
+                while (b[k] && b[k] != '"' && k + 1 < n) {
+                        out[k] = b[k];
+                        k++;
+                }
+                out[k] = '\0';
+        }
+        fclose(f);
+}
+
+/* 12. Both ways of changing the balance rows. Members opened one after the other have adjacent accounts, so a chunk
+ * of three of them changes its rows by range — and the two members opened between them, inside that range but not
+ * in the chunk, must not move (nor their locked CV, which the range also covers). Two members with 40 others opened
+ * between them span too many ids for the range: their rows are changed by probe. Both books are exact and verify. */
+static void test_balance_paths(void) {
+        uint64_t m[5];
+        for (unsigned i = 0; i < 5; i++) {
+                m[i] = owner_id(800 + i);
+                wt_open_member(m[i]);
+                give_cv(m[i], U(50) + i);
+                give_sp(m[i], 7 + i);
+        }
+        snap before, now;
+        snap_take(&before, m, 5);
+        chunk c;
+        chunk_init(&c, DAY, 12, PRICE);
+        chunk_add(&c, m[4], U(1) + 4, U(2) + 8);
+        chunk_add(&c, m[0], 1, 2);
+        chunk_add(&c, m[2], U(3), U(50) + 2); /* all of its active CV */
+        Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *r = NULL;
+        char reason[SB_RPC_REASON_MAX], msg[WT_MSG_MAX], how[32];
+        SB_CHECK_EQ(apply(&c, svc_tok, &r, reason, msg), SB_OK);
+        snap_take(&now, m, 5);
+        check_booked(&c, r, &before, &now);
+        free_msg(r);
+        for (unsigned i = 1; i < 5; i += 2) { /* m[1], m[3]: inside the range, not in the chunk */
+                SB_CHECK_EQ(now.sp[i], before.sp[i]);
+                SB_CHECK_EQ(now.cv[i], before.cv[i]);
+        }
+        SB_CHECK_EQ(now.cv[2], 0);
+        balances_path(DAY, 12, how, sizeof how);
+        SB_CHECK(strcmp(how, "range") == 0);
+        /* The same chunk again: replayed, nothing moves. */
+        SB_CHECK_EQ(apply(&c, svc_tok, &r, reason, msg), SB_OK);
+        SB_CHECK(r->replayed);
+        free_msg(r);
+        snap_same(&now);
+
+        uint64_t far[2] = {owner_id(850), 0};
+        wt_open_member(far[0]);
+        for (unsigned i = 0; i < 40; i++)
+                wt_open_member(owner_id(851 + i));
+        far[1] = owner_id(891);
+        wt_open_member(far[1]);
+        for (unsigned i = 0; i < 2; i++)
+                give_cv(far[i], U(20));
+        snap_take(&before, far, 2);
+        chunk_init(&c, DAY, 13, PRICE);
+        chunk_add(&c, far[1], U(1), U(2));
+        chunk_add(&c, far[0], 5, 10);
+        SB_CHECK_EQ(apply(&c, svc_tok, &r, reason, msg), SB_OK);
+        snap_take(&now, far, 2);
+        check_booked(&c, r, &before, &now);
+        free_msg(r);
+        balances_path(DAY, 13, how, sizeof how);
+        SB_CHECK(strcmp(how, "probe") == 0);
+        wt_verify(true);
+}
+
 int main(void) {
         static const char *const services[] = {"wallet", NULL};
         run_id = wt_random_run_id();
-        st = sb_test_stack_start(services);
+        st = sb_test_stack_new(services);
+        /* test_balance_paths reads from the wallet's log how it changed a chunk's balance rows. */
+        sb_test_stack_env(st, "wallet", "SB_LOG_LEVEL", "debug");
+        sb_test_stack_start_all(st);
         wt_connect();
 
         test_booking();
@@ -1057,6 +1150,7 @@ int main(void) {
         test_concurrent();
         test_retry_exact_cv();
         test_reserved_keys();
+        test_balance_paths();
         test_pool(); /* last: it empties the pool */
         sb_test_stack_free(st);
         printf("ok\n");
