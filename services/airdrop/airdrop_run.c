@@ -585,6 +585,7 @@ static int chunk_rows_fn(const airdrop_row *rows, size_t n, void *arg) {
                 a->owner = o;
                 a->sp_units = cap.share_sp;
                 a->cv_cost_units = cap.cost_cv;
+                a->cv_account_id = rows[i].account_id; /* where the wallet finds the chunk's accounts */
                 c->ptrs[k] = a;
                 c->offsets[k] = (uint32_t) (rows[i].seq - c->seq_lo);
                 if (sb_add_i64(c->sp, cap.share_sp, &c->sp) < 0 || sb_add_i64(c->cost, cap.cost_cv, &c->cost) < 0)

@@ -32,7 +32,8 @@
  *   balance paths  a chunk of three members opened one after the other changes its balance rows by range (the
  *                  wallet's log says so): exact, and the two members opened between them — inside the range, not in
  *                  the chunk — do not move; replayed, nothing moves; two members with 40 others between them are
- *                  changed by probe, exactly
+ *                  changed by probe, exactly. With the CV account ids as hints the accounts are read by range
+ *                  too; hints that point at other owners' accounts change nothing but the way: booked exactly
  * Every refusal is checked to change nothing: the members' SP and CV_ACTIVE, the pool, CV_AIRDROP_SPENT, the number
  * of journal transactions and entries, and VerifyLedger; each part ends with VerifyLedger and `sharebuyctl ledger
  * verify --json`. */
@@ -1045,8 +1046,9 @@ static void test_pool(void) {
         wt_verify(true);
 }
 
-/* How the wallet said it changed the balance rows of chunk `no` of `day` ("range", "probe"; "" when not logged). */
-static void balances_path(const char *day, uint32_t no, char *out, size_t n) {
+/* What the wallet logged of chunk `no` of `day` under `field` (balances: "range", "probe"; lookup: "range",
+ * "range+probe", "probe"); "" when not logged. */
+static void chunk_logged(const char *day, uint32_t no, const char *field, char *out, size_t n) {
         char path[512], want_day[64], want_chunk[64];
         snprintf(path, sizeof path, "%s/wallet.log", sb_test_stack_dir(st));
         snprintf(want_day, sizeof want_day, "\"day\":\"%s\"", day);
@@ -1058,10 +1060,12 @@ static void balances_path(const char *day, uint32_t no, char *out, size_t n) {
         while (fgets(line, sizeof line, f)) {
                 if (!strstr(line, "\"airdrop_chunk\"") || !strstr(line, want_day) || !strstr(line, want_chunk))
                         continue;
-                const char *b = strstr(line, "\"balances\":\"");
+                char want[64];
+                snprintf(want, sizeof want, "\"%s\":\"", field);
+                const char *b = strstr(line, want);
                 if (!b)
                         continue;
-                b += strlen("\"balances\":\"");
+                b += strlen(want);
                 size_t k = 0;
                 while (b[k] && b[k] != '"' && k + 1 < n) {
                         out[k] = b[k];
@@ -1076,6 +1080,16 @@ static void balances_path(const char *day, uint32_t no, char *out, size_t n) {
  * of three of them changes its rows by range — and the two members opened between them, inside that range but not
  * in the chunk, must not move (nor their locked CV, which the range also covers). Two members with 40 others opened
  * between them span too many ids for the range: their rows are changed by probe. Both books are exact and verify. */
+/* The CV_ACTIVE account id of a member (the airdrop's snapshot holds it and sends it as the hint). */
+static uint64_t cv_account(uint64_t member) {
+        char q[256];
+        snprintf(q, sizeof q,
+                 "SELECT account_id FROM sharebuy_wallet.accounts WHERE owner_kind = 1 AND owner_id = %" PRIu64
+                 " AND asset = 2",
+                 member);
+        return (uint64_t) db_i64(q);
+}
+
 static void test_balance_paths(void) {
         uint64_t m[5];
         for (unsigned i = 0; i < 5; i++) {
@@ -1091,6 +1105,9 @@ static void test_balance_paths(void) {
         chunk_add(&c, m[4], U(1) + 4, U(2) + 8);
         chunk_add(&c, m[0], 1, 2);
         chunk_add(&c, m[2], U(3), U(50) + 2); /* all of its active CV */
+        c.al[0].cv_account_id = cv_account(m[4]);
+        c.al[1].cv_account_id = cv_account(m[0]);
+        c.al[2].cv_account_id = cv_account(m[2]);
         Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *r = NULL;
         char reason[SB_RPC_REASON_MAX], msg[WT_MSG_MAX], how[32];
         SB_CHECK_EQ(apply(&c, svc_tok, &r, reason, msg), SB_OK);
@@ -1102,7 +1119,9 @@ static void test_balance_paths(void) {
                 SB_CHECK_EQ(now.cv[i], before.cv[i]);
         }
         SB_CHECK_EQ(now.cv[2], 0);
-        balances_path(DAY, 12, how, sizeof how);
+        chunk_logged(DAY, 12, "balances", how, sizeof how);
+        SB_CHECK(strcmp(how, "range") == 0);
+        chunk_logged(DAY, 12, "lookup", how, sizeof how);
         SB_CHECK(strcmp(how, "range") == 0);
         /* The same chunk again: replayed, nothing moves. */
         SB_CHECK_EQ(apply(&c, svc_tok, &r, reason, msg), SB_OK);
@@ -1126,8 +1145,31 @@ static void test_balance_paths(void) {
         snap_take(&now, far, 2);
         check_booked(&c, r, &before, &now);
         free_msg(r);
-        balances_path(DAY, 13, how, sizeof how);
+        chunk_logged(DAY, 13, "balances", how, sizeof how);
         SB_CHECK(strcmp(how, "probe") == 0);
+        chunk_logged(DAY, 13, "lookup", how, sizeof how);
+        SB_CHECK(strcmp(how, "probe") == 0); /* no hints */
+
+        /* Hints that point elsewhere (at m[]'s accounts): the range holds none of this chunk's owners, who are then
+         * looked up by owner — booked exactly all the same. */
+        uint64_t m2[3];
+        for (unsigned i = 0; i < 3; i++) {
+                m2[i] = owner_id(900 + i);
+                wt_open_member(m2[i]);
+                give_cv(m2[i], U(30));
+        }
+        snap_take(&before, m2, 3);
+        chunk_init(&c, DAY, 14, PRICE);
+        for (unsigned i = 0; i < 3; i++) {
+                chunk_add(&c, m2[i], U(1) + i, U(2) + i);
+                c.al[i].cv_account_id = cv_account(m[i]);
+        }
+        SB_CHECK_EQ(apply(&c, svc_tok, &r, reason, msg), SB_OK);
+        snap_take(&now, m2, 3);
+        check_booked(&c, r, &before, &now);
+        free_msg(r);
+        chunk_logged(DAY, 14, "lookup", how, sizeof how);
+        SB_CHECK(strcmp(how, "range+probe") == 0);
         wt_verify(true);
 }
 
