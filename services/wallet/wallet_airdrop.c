@@ -414,6 +414,7 @@ static int cmp_acct(const void *a, const void *b) {
  * the statement, before anything else is written. The balances after the chunk are filled in: the journal rows carry
  * and hash them. */
 #define AD_SLOT 17 /* one delta: "%+017" PRId64, a sign and 16 digits (|delta| <= WALLET_AMOUNT_MAX = 10^15) */
+_Static_assert(AD_SLOT == 17, "update_by_range()'s SQL text spells the slot width");
 
 static int64_t acct_delta(const ad_ctx *c, const ad_acct *m) {
         const ad_item *it = &c->items[m->item];
@@ -457,12 +458,12 @@ static int update_by_range(sb_db *db, ad_ctx *c, const ad_acct *map, size_t m) {
                           " AND SUBSTRING(?, (CAST(account_id AS SIGNED) - ?) * 17 + 1, 1) <> ' '",
                           &s));
         TRY(sb_db_bind_blob(s, 0, c->j1.p, c->j1.len));
-        TRY(sb_db_bind_u64(s, 1, lo));
+        TRY(sb_db_bind_i64(s, 1, (int64_t) lo));
         TRY(sb_db_bind_i64(s, 2, c->now_ms));
         TRY(sb_db_bind_u64(s, 3, lo));
         TRY(sb_db_bind_u64(s, 4, hi));
         TRY(sb_db_bind_blob(s, 5, c->j1.p, c->j1.len));
-        TRY(sb_db_bind_u64(s, 6, lo));
+        TRY(sb_db_bind_i64(s, 6, (int64_t) lo));
         TRY(sb_db_execute(s));
         if (sb_db_affected_rows(s) != m)
                 return -EIO; /* an account without its balance row (every delta is non-zero) */
