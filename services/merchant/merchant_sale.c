@@ -396,8 +396,11 @@ int merchant_sale_groups_init(merchant_state *st, bool enabled) {
                 }
         }
         int r = sb_batch_init(&st->pending_rows, MERCHANT_SALE_GROUP_MAX, enabled, pending_single, pending_group, st);
-        if (r >= 0)
+        if (r >= 0) {
                 r = sb_batch_init(&st->recorded_rows, MERCHANT_SALE_GROUP_MAX, enabled, mark_single, mark_group, st);
+                if (r < 0)
+                        sb_batch_fini(&st->pending_rows); /* groups_ready is still false: fini below skips both */
+        }
         if (r < 0) {
                 merchant_sale_groups_fini(st);
                 return r;
