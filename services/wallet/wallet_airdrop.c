@@ -125,7 +125,7 @@ typedef struct ad_ctx {
         bool replayed;
         bool by_range;       /* the balance rows were changed by range (update_holders) */
         bool lookup_range;   /* the accounts were read by the hinted id range (find_accounts) … */
-        size_t lookup_probed; /* … and this many owners' looked up by owner */
+        size_t lookup_probed; /* … and this many owners looked up by owner */
         wallet_problem problem;
 } ad_ctx;
 
