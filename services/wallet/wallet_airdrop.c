@@ -63,11 +63,25 @@ typedef struct ad_item {
         bool found_sp, found_cv;
 } ad_item;
 
-/* A growable text buffer for the JSON parameters. Allocation failure aborts, as sb_call_alloc does. */
+/* A growable text buffer for the statements' parameters. Allocation failure aborts, as sb_call_alloc does. */
 typedef struct ad_buf {
         char *p;
         size_t len, cap;
 } ad_buf;
+
+/* Room for `more` bytes after b->len (and a terminating NUL). */
+static void buf_reserve(ad_buf *b, size_t more) {
+        if (b->cap - b->len > more)
+                return;
+        size_t cap = b->cap ? b->cap * 2 : 65536;
+        while (cap - b->len <= more)
+                cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+                abort();
+        b->p = p;
+        b->cap = cap;
+}
 
 static void buf_printf(ad_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void buf_printf(ad_buf *b, const char *fmt, ...) {
@@ -83,14 +97,7 @@ static void buf_printf(ad_buf *b, const char *fmt, ...) {
                         b->len += (size_t) n;
                         return;
                 }
-                size_t cap = b->cap ? b->cap * 2 : 65536;
-                while (cap - b->len <= (size_t) n)
-                        cap *= 2;
-                char *p = realloc(b->p, cap);
-                if (!p)
-                        abort();
-                b->p = p;
-                b->cap = cap;
+                buf_reserve(b, (size_t) n);
         }
 }
 
@@ -433,14 +440,7 @@ static int update_by_range(sb_db *db, ad_ctx *c, const ad_acct *map, size_t m) {
         uint64_t lo = map[0].account_id, hi = map[m - 1].account_id;
         size_t span = (size_t) (hi - lo) + 1;
         buf_reset(&c->j1);
-        if (c->j1.cap < span * AD_SLOT + 1) {
-                size_t cap = span * AD_SLOT + 1;
-                char *p = realloc(c->j1.p, cap);
-                if (!p)
-                        abort();
-                c->j1.p = p;
-                c->j1.cap = cap;
-        }
+        buf_reserve(&c->j1, span * AD_SLOT);
         memset(c->j1.p, ' ', span * AD_SLOT);
         c->j1.len = span * AD_SLOT;
         for (size_t k = 0; k < m; k++) {

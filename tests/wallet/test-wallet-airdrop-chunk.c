@@ -1090,6 +1090,18 @@ static uint64_t cv_account(uint64_t member) {
         return (uint64_t) db_i64(q);
 }
 
+/* Books c, which must pass, and checks it exactly (check_booked) against the members ids[0..n) — its owners and
+ * any bystanders — whose balances before and after are left in *before and *now. */
+static void book_checked(const chunk *c, const uint64_t *ids, size_t n, snap *before, snap *now) {
+        Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *r = NULL;
+        char reason[SB_RPC_REASON_MAX], msg[WT_MSG_MAX];
+        snap_take(before, ids, n);
+        SB_CHECK_EQ(apply(c, svc_tok, &r, reason, msg), SB_OK);
+        snap_take(now, ids, n);
+        check_booked(c, r, before, now);
+        free_msg(r);
+}
+
 static void test_balance_paths(void) {
         uint64_t m[5];
         for (unsigned i = 0; i < 5; i++) {
@@ -1099,7 +1111,6 @@ static void test_balance_paths(void) {
                 give_sp(m[i], 7 + i);
         }
         snap before, now;
-        snap_take(&before, m, 5);
         chunk c;
         chunk_init(&c, DAY, 12, PRICE);
         chunk_add(&c, m[4], U(1) + 4, U(2) + 8);
@@ -1108,22 +1119,20 @@ static void test_balance_paths(void) {
         c.al[0].cv_account_id = cv_account(m[4]);
         c.al[1].cv_account_id = cv_account(m[0]);
         c.al[2].cv_account_id = cv_account(m[2]);
-        Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *r = NULL;
-        char reason[SB_RPC_REASON_MAX], msg[WT_MSG_MAX], how[32];
-        SB_CHECK_EQ(apply(&c, svc_tok, &r, reason, msg), SB_OK);
-        snap_take(&now, m, 5);
-        check_booked(&c, r, &before, &now);
-        free_msg(r);
+        book_checked(&c, m, 5, &before, &now);
         for (unsigned i = 1; i < 5; i += 2) { /* m[1], m[3]: inside the range, not in the chunk */
                 SB_CHECK_EQ(now.sp[i], before.sp[i]);
                 SB_CHECK_EQ(now.cv[i], before.cv[i]);
         }
         SB_CHECK_EQ(now.cv[2], 0);
+        char how[32];
         chunk_logged(DAY, 12, "balances", how, sizeof how);
         SB_CHECK(strcmp(how, "range") == 0);
         chunk_logged(DAY, 12, "lookup", how, sizeof how);
         SB_CHECK(strcmp(how, "range") == 0);
         /* The same chunk again: replayed, nothing moves. */
+        Sharebuy__Wallet__V1__ApplyAirdropChunkResponse *r = NULL;
+        char reason[SB_RPC_REASON_MAX], msg[WT_MSG_MAX];
         SB_CHECK_EQ(apply(&c, svc_tok, &r, reason, msg), SB_OK);
         SB_CHECK(r->replayed);
         free_msg(r);
@@ -1137,14 +1146,10 @@ static void test_balance_paths(void) {
         wt_open_member(far[1]);
         for (unsigned i = 0; i < 2; i++)
                 give_cv(far[i], U(20));
-        snap_take(&before, far, 2);
         chunk_init(&c, DAY, 13, PRICE);
         chunk_add(&c, far[1], U(1), U(2));
         chunk_add(&c, far[0], 5, 10);
-        SB_CHECK_EQ(apply(&c, svc_tok, &r, reason, msg), SB_OK);
-        snap_take(&now, far, 2);
-        check_booked(&c, r, &before, &now);
-        free_msg(r);
+        book_checked(&c, far, 2, &before, &now);
         chunk_logged(DAY, 13, "balances", how, sizeof how);
         SB_CHECK(strcmp(how, "probe") == 0);
         chunk_logged(DAY, 13, "lookup", how, sizeof how);
@@ -1158,16 +1163,12 @@ static void test_balance_paths(void) {
                 wt_open_member(m2[i]);
                 give_cv(m2[i], U(30));
         }
-        snap_take(&before, m2, 3);
         chunk_init(&c, DAY, 14, PRICE);
         for (unsigned i = 0; i < 3; i++) {
                 chunk_add(&c, m2[i], U(1) + i, U(2) + i);
                 c.al[i].cv_account_id = cv_account(m[i]);
         }
-        SB_CHECK_EQ(apply(&c, svc_tok, &r, reason, msg), SB_OK);
-        snap_take(&now, m2, 3);
-        check_booked(&c, r, &before, &now);
-        free_msg(r);
+        book_checked(&c, m2, 3, &before, &now);
         chunk_logged(DAY, 14, "lookup", how, sizeof how);
         SB_CHECK(strcmp(how, "range+probe") == 0);
         wt_verify(true);
