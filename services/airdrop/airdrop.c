@@ -618,16 +618,20 @@ static sb_status h_get_my_allotments(sb_call *call, const ProtobufCMessage *req_
         sb_db_stmt *s;
         int r;
         /* The owner's CV account (unique key of the wallet's accounts), then each completed day in the window (the
-         * runs' primary key), then that day's snapshot row by day_account (migration 0008): one probe per day. */
+         * runs' primary key), then that day's block holding the account (the first block whose last account is not
+         * below it, by day_last of migration 0010) and in it the account's record, found by its mark and id. */
         if ((r = sb_db_prepare(db,
-                               "SELECT s.business_day, s.seq, s.account_id, s.cv_units, r.release_sp, r.cv_total,"
+                               "SELECT r.business_day, (SELECT CONCAT(b.seq + (INSTR(b.recs, CONCAT('#',"
+                               " LPAD(a.account_id, 20, '0'))) - 1) DIV " AIRDROP_STR(AIRDROP_REC) ", ':',"
+                               " SUBSTRING(b.recs, INSTR(b.recs, CONCAT('#', LPAD(a.account_id, 20, '0'))), "
+                               AIRDROP_STR(AIRDROP_REC) ")) FROM snapshot_blocks b WHERE b.business_day = r.business_day"
+                               " AND b.last_account >= a.account_id ORDER BY b.last_account LIMIT 1),"
+                               " a.account_id, r.release_sp, r.cv_total,"
                                " r.account_count, r.id_max, r.price_micro, r.leftover_sp, r.thr_none, r.thr_rem,"
                                " r.thr_id, r.chunk_accounts, COALESCE(r.chunks_first, r.chunks_total)"
-                               " FROM sharebuy_wallet.airdrop_cv_accounts a"
-                               " STRAIGHT_JOIN runs r STRAIGHT_JOIN snapshot s"
-                               " ON s.business_day = r.business_day AND s.account_id = a.account_id"
+                               " FROM sharebuy_wallet.airdrop_cv_accounts a STRAIGHT_JOIN runs r"
                                " WHERE a.owner_kind = ? AND a.owner_id = ? AND r.status = 2 AND r.business_day >= ?"
-                               " AND r.business_day <= ? ORDER BY r.business_day DESC LIMIT 5000",
+                               " AND r.business_day <= ? ORDER BY r.business_day DESC LIMIT " AIRDROP_STR(ALLOTMENT_WINDOW_MAX),
                                &s)) < 0 ||
             (r = sb_db_bind_i64(s, 0, kind)) < 0 || (r = sb_db_bind_u64(s, 1, id)) < 0 ||
             (r = sb_db_bind_str(s, 2, from)) < 0 || (r = sb_db_bind_str(s, 3, to)) < 0 || (r = sb_db_execute(s)) < 0)
@@ -637,20 +641,36 @@ static sb_status h_get_my_allotments(sb_call *call, const ProtobufCMessage *req_
         while ((r = sb_db_fetch(s)) > 0) {
                 if (n >= ALLOTMENT_WINDOW_MAX)
                         continue;
-                mine_row *m = &rows[n++];
+                mine_row *m = &rows[n];
                 int64_t none;
-                if (sb_db_col_str(s, 0, m->day, sizeof m->day) < 0 || sb_db_col_u64(s, 1, &m->seq) < 0 ||
-                    sb_db_col_u64(s, 2, &m->account_id) < 0 || sb_db_col_i64(s, 3, &m->cv) < 0 ||
-                    sb_db_col_i64(s, 4, &m->p.d) < 0 || sb_db_col_i64(s, 5, &m->p.cv_total) < 0 ||
-                    sb_db_col_u64(s, 6, &m->p.n) < 0 || sb_db_col_u64(s, 7, &m->p.id_max) < 0 ||
-                    sb_db_col_i64(s, 8, &m->p.price_micro) < 0 || sb_db_col_i64(s, 9, &m->p.leftover) < 0 ||
-                    sb_db_col_i64(s, 10, &none) < 0 || sb_db_col_i64(s, 11, &m->p.thr.rem) < 0 ||
-                    sb_db_col_u64(s, 12, &m->p.thr.id_max) < 0 || sb_db_col_u64(s, 13, &m->chunk_accounts) < 0 ||
-                    sb_db_col_u64(s, 14, &m->chunks_first) < 0) {
+                size_t hit_len = 0;
+                const char *hit = sb_db_col_data(s, 1, &hit_len);
+                const char *colon = hit ? memchr(hit, ':', hit_len) : NULL;
+                if (!colon || (size_t) (hit + hit_len - colon - 1) == 0)
+                        continue; /* not a participant of that day */
+                uint64_t seq = 0;
+                airdrop_row rec;
+                bool ok = colon > hit && colon - hit <= 10;
+                for (const char *q = hit; ok && q < colon; q++) {
+                        ok = *q >= '0' && *q <= '9';
+                        seq = seq * 10 + (uint64_t) (*q - '0');
+                }
+                if (!ok || airdrop_block_parse((const uint8_t *) colon + 1, (size_t) (hit + hit_len - colon - 1), 1,
+                                               seq, &rec) < 0 ||
+                    sb_db_col_str(s, 0, m->day, sizeof m->day) < 0 || sb_db_col_u64(s, 2, &m->account_id) < 0 ||
+                    rec.account_id != m->account_id || sb_db_col_i64(s, 3, &m->p.d) < 0 ||
+                    sb_db_col_i64(s, 4, &m->p.cv_total) < 0 || sb_db_col_u64(s, 5, &m->p.n) < 0 ||
+                    sb_db_col_u64(s, 6, &m->p.id_max) < 0 || sb_db_col_i64(s, 7, &m->p.price_micro) < 0 ||
+                    sb_db_col_i64(s, 8, &m->p.leftover) < 0 || sb_db_col_i64(s, 9, &none) < 0 ||
+                    sb_db_col_i64(s, 10, &m->p.thr.rem) < 0 || sb_db_col_u64(s, 11, &m->p.thr.id_max) < 0 ||
+                    sb_db_col_u64(s, 12, &m->chunk_accounts) < 0 || sb_db_col_u64(s, 13, &m->chunks_first) < 0) {
                         drain(s);
                         return sb_call_fail(call, SB_INTERNAL, "an allotment row is malformed");
                 }
+                m->seq = rec.seq;
+                m->cv = rec.cv;
                 m->p.thr.none = none != 0;
+                n++;
         }
         if (r < 0)
                 return sb_service_db_fail(call, r, "reading the allotments");

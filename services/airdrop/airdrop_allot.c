@@ -15,15 +15,55 @@
                         return r_;                                                                                   \
         } while (0)
 
-static int scan_page(sb_db *db, const char *day, uint64_t lo, uint64_t hi, airdrop_row *rows, size_t *ret_n) {
+static int parse_digits(const uint8_t *p, size_t n, uint64_t max, uint64_t *ret) {
+        uint64_t v = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (p[i] < '0' || p[i] > '9')
+                        return -EIO;
+                unsigned d = (unsigned) (p[i] - '0');
+                if (v > (max - d) / 10)
+                        return -EIO;
+                v = v * 10 + d;
+        }
+        *ret = v;
+        return 0;
+}
+
+int airdrop_block_parse(const uint8_t *recs, size_t len, uint64_t n, uint64_t seq, airdrop_row *rows) {
+        if (n == 0 || n > AIRDROP_BLOCK || !recs || len != n * AIRDROP_REC)
+                return -EIO;
+        for (uint64_t i = 0; i < n; i++) {
+                const uint8_t *p = recs + i * AIRDROP_REC;
+                airdrop_row *w = &rows[i];
+                uint64_t kind, cv;
+                if (p[0] != '#' || parse_digits(p + 1, 20, UINT64_MAX, &w->account_id) < 0 ||
+                    parse_digits(p + 21, 3, 255, &kind) < 0 || parse_digits(p + 24, 20, UINT64_MAX, &w->owner_id) < 0 ||
+                    parse_digits(p + 44, 19, INT64_MAX, &cv) < 0)
+                        return -EIO;
+                w->seq = seq + i;
+                w->owner_kind = (int) kind;
+                w->cv = (int64_t) cv;
+                if (i > 0 && w->account_id <= rows[i - 1].account_id)
+                        return -EIO;
+        }
+        return 0;
+}
+
+/* A page of the live view (day NULL: participants after account lo), or of a day's snapshot: the records at
+ * positions [lo, hi) of the blocks that start in [lo − AIRDROP_BLOCK + 1, hi) (a block holds at most AIRDROP_BLOCK,
+ * so one starting before cannot reach lo), at most AIRDROP_PAGE / AIRDROP_BLOCK blocks; *ret_next is the position
+ * after the last block read, or UINT64_MAX when the range has no more blocks. */
+static int scan_page(sb_db *db, const char *day, uint64_t lo, uint64_t hi, airdrop_row *rows, size_t *ret_n,
+                     uint64_t *ret_next) {
         sb_db_stmt *s;
+        *ret_next = UINT64_MAX;
         if (day) {
                 TRY(sb_db_prepare(db,
-                                  "SELECT seq, account_id, owner_kind, owner_id, cv_units FROM snapshot"
-                                  " WHERE business_day = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT 8192",
+                                  "SELECT seq, n, recs FROM snapshot_blocks WHERE business_day = ? AND seq >= ?"
+                                  " AND seq < ? ORDER BY seq LIMIT " AIRDROP_STR(AIRDROP_PAGE_BLOCKS),
                                   &s));
                 TRY(sb_db_bind_str(s, 0, day));
-                TRY(sb_db_bind_u64(s, 1, lo));
+                TRY(sb_db_bind_u64(s, 1, lo >= AIRDROP_BLOCK ? lo - AIRDROP_BLOCK + 1 : 0));
                 TRY(sb_db_bind_u64(s, 2, hi));
         } else {
                 TRY(sb_db_prepare(db,
@@ -34,9 +74,26 @@ static int scan_page(sb_db *db, const char *day, uint64_t lo, uint64_t hi, airdr
                 TRY(sb_db_bind_u64(s, 0, lo));
         }
         TRY(sb_db_execute(s));
-        size_t n = 0;
+        size_t n = 0, blocks = 0;
+        uint64_t end = 0;
         int r;
         while ((r = sb_db_fetch(s)) > 0) {
+                if (day) {
+                        uint64_t seq, bn;
+                        size_t len = 0;
+                        TRY(sb_db_col_u64(s, 0, &seq));
+                        TRY(sb_db_col_u64(s, 1, &bn));
+                        const uint8_t *recs = sb_db_col_data(s, 2, &len);
+                        if (++blocks > AIRDROP_PAGE_BLOCKS || n + AIRDROP_BLOCK > AIRDROP_PAGE)
+                                return -EIO;
+                        airdrop_row tmp[AIRDROP_BLOCK];
+                        TRY(airdrop_block_parse(recs, len, bn, seq, tmp));
+                        for (uint64_t i = 0; i < bn; i++)
+                                if (tmp[i].seq >= lo && tmp[i].seq < hi)
+                                        rows[n++] = tmp[i];
+                        end = seq + bn;
+                        continue;
+                }
                 if (n >= AIRDROP_PAGE)
                         return -EIO;
                 airdrop_row *w = &rows[n++];
@@ -51,6 +108,8 @@ static int scan_page(sb_db *db, const char *day, uint64_t lo, uint64_t hi, airdr
         if (r < 0)
                 return r;
         *ret_n = n;
+        if (day ? blocks == AIRDROP_PAGE_BLOCKS : n == AIRDROP_PAGE)
+                *ret_next = day ? end : rows[n - 1].account_id;
         return 0;
 }
 
@@ -62,15 +121,15 @@ int airdrop_scan(sb_db *db, const char *day, uint64_t seq_lo, uint64_t seq_hi, a
         int r = 0;
         for (;;) {
                 size_t n = 0;
-                r = scan_page(db, day, lo, seq_hi, rows, &n);
-                if (r < 0 || n == 0)
-                        break;
-                r = fn(rows, n, arg);
+                uint64_t next = UINT64_MAX;
+                r = scan_page(db, day, lo, seq_hi, rows, &n, &next);
                 if (r < 0)
                         break;
-                lo = day ? rows[n - 1].seq + 1 : rows[n - 1].account_id;
-                if (n < AIRDROP_PAGE)
+                if (n > 0 && (r = fn(rows, n, arg)) < 0)
                         break;
+                if (next == UINT64_MAX || (day && next >= seq_hi))
+                        break;
+                lo = next;
         }
         free(rows);
         return r < 0 ? r : 0;

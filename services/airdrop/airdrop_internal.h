@@ -20,6 +20,15 @@
 #define AIRDROP_WORKERS_MAX 8    /* chunks booked at once (airdrop.credit_workers) */
 #define AIRDROP_STREAMS_MAX 2    /* snapshot streams copied at once (airdrop.snapshot_streams; migration 0009) */
 #define AIRDROP_SEQ_STREAM1 2147483648ULL /* the first seq of snapshot stream 1 (2^31; stream 0 starts at 0) */
+/* The snapshot's blocks (migration 0010): at most AIRDROP_BLOCK participants per row of snapshot_blocks, each a record
+ * of AIRDROP_REC bytes: '#', account id (20 digits), owner kind (3), owner id (20), CV units (19). */
+#define AIRDROP_BLOCK 256
+#define AIRDROP_REC 63
+#define AIRDROP_PAGE_BLOCKS 32 /* AIRDROP_PAGE / AIRDROP_BLOCK: blocks read per query while streaming */
+#define AIRDROP_STR_(x) #x
+#define AIRDROP_STR(x) AIRDROP_STR_(x)
+_Static_assert(AIRDROP_PAGE == AIRDROP_PAGE_BLOCKS * AIRDROP_BLOCK, "a page is whole blocks");
+_Static_assert(AIRDROP_SEQ_STREAM1 % AIRDROP_BLOCK == 0, "no block spans the two streams");
 
 enum { AIRDROP_RUNNING = 1, AIRDROP_COMPLETED = 2, AIRDROP_INTERRUPTED = 3 };
 enum { AIRDROP_TRIGGER_TIMER = 1, AIRDROP_TRIGGER_ADMIN = 2, AIRDROP_TRIGGER_CATCH_UP = 3 };
@@ -75,6 +84,10 @@ typedef struct airdrop_row {
         uint64_t owner_id;
         int64_t cv;
 } airdrop_row;
+
+/* The n records of a block at seq into rows[0..n): 0, or -EIO when the block is malformed (length, marks, digits,
+ * ranges). */
+int airdrop_block_parse(const uint8_t *recs, size_t len, uint64_t n, uint64_t seq, airdrop_row *rows);
 
 /* Called with each page of rows in account id order; a negative return stops the scan and is returned. */
 typedef int (*airdrop_row_fn)(const airdrop_row *rows, size_t n, void *arg);

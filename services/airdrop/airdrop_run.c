@@ -5,9 +5,10 @@
  * row of `runs`, each step committed before the next starts:
  *   START     the release D (schedule and what remains unreleased) and the guide price fixed for the next day
  *             (Wallet/FixGuidePrice, idempotent) are recorded;
- *   SNAPSHOT  the participants' active CV is copied from the wallet's view into `snapshot`, batch by batch (keyset
- *             on account id, the cursor committed with each batch), in two streams at once over the lower and the
- *             upper half of the account ids (stream 1 from seq 2^31; migration 0009); then CV_T, the participants
+ *   SNAPSHOT  the participants' active CV is copied from the wallet's view into `snapshot_blocks` (rows of up to
+ *             256 participants, migration 0010), batch by batch (keyset on account id, the cursor committed with each
+ *             batch), in two streams at once over the lower and the upper half of the account ids (stream 1 from seq
+ *             2^31; migration 0009); then CV_T, the participants
  *             and the leftover threshold are computed from the snapshot (airdrop_allot.c) and recorded;
  *   CREDIT    chunk by chunk (seq ranges of one stream), each account's share is computed from the snapshot and
  *             the recorded figures and booked by Wallet/ApplyAirdropChunk (idempotent on (day, chunk)); the chunk's
@@ -350,12 +351,19 @@ static int snap_batch_fn(sb_db *db, void *arg) {
         /* seq is an INT UNSIGNED: a stream holds fewer than 2^31 participants. */
         if (copied + c->batch > AIRDROP_SEQ_STREAM1)
                 return -ERANGE;
+        /* The batch as blocks of AIRDROP_BLOCK participants (migration 0010): one row per block, its records made
+         * by GROUP_CONCAT in account id order. */
         TRY(sb_db_prepare(db,
-                          "INSERT INTO snapshot (business_day, seq, account_id, owner_kind, owner_id, cv_units)"
-                          " SELECT ?, ? + ROW_NUMBER() OVER (ORDER BY x.account_id) - 1, x.account_id, x.owner_kind,"
-                          " x.owner_id, x.cv_units FROM (SELECT account_id, owner_kind, owner_id, cv_units"
-                          " FROM sharebuy_wallet.airdrop_active_cv WHERE account_id > ? AND account_id <= ?"
-                          " ORDER BY account_id LIMIT ?) AS x",
+                          "INSERT INTO snapshot_blocks (business_day, seq, n, first_account, last_account, cv_sum, recs)"
+                          " SELECT ?, ? + MIN(x.rn) - 1, COUNT(*), MIN(x.account_id), MAX(x.account_id),"
+                          " SUM(x.cv_units), GROUP_CONCAT(CONCAT('#', LPAD(x.account_id, 20, '0'),"
+                          " LPAD(x.owner_kind, 3, '0'), LPAD(x.owner_id, 20, '0'), LPAD(x.cv_units, 19, '0'))"
+                          " ORDER BY x.account_id SEPARATOR '')"
+                          " FROM (SELECT v.account_id, v.owner_kind, v.owner_id, v.cv_units,"
+                          " ROW_NUMBER() OVER (ORDER BY v.account_id) AS rn FROM (SELECT account_id, owner_kind,"
+                          " owner_id, cv_units FROM sharebuy_wallet.airdrop_active_cv WHERE account_id > ?"
+                          " AND account_id <= ? ORDER BY account_id LIMIT ?) AS v) AS x"
+                          " GROUP BY (x.rn - 1) DIV " AIRDROP_STR(AIRDROP_BLOCK),
                           &s));
         TRY(sb_db_bind_str(s, 0, c->day));
         TRY(sb_db_bind_u64(s, 1, base + copied));
@@ -363,20 +371,30 @@ static int snap_batch_fn(sb_db *db, void *arg) {
         TRY(sb_db_bind_u64(s, 3, hi));
         TRY(sb_db_bind_u64(s, 4, c->batch));
         TRY(sb_db_execute(s));
-        c->inserted = sb_db_affected_rows(s);
+        /* What the batch holds, read back by the primary key: the participants, the cursor (the last account id:
+         * blocks follow account id order) and the records' length (GROUP_CONCAT truncates silently at
+         * group_concat_max_len: a short block refuses the batch). */
+        TRY(sb_db_prepare(db,
+                          "SELECT COUNT(*), COALESCE(SUM(n), 0), COALESCE(MAX(last_account), 0),"
+                          " COALESCE(SUM(LENGTH(recs) <> n * " AIRDROP_STR(AIRDROP_REC) "), 0) FROM snapshot_blocks"
+                          " WHERE business_day = ? AND seq >= ? AND seq < ?",
+                          &s));
+        TRY(sb_db_bind_str(s, 0, c->day));
+        TRY(sb_db_bind_u64(s, 1, base + copied));
+        TRY(sb_db_bind_u64(s, 2, base + copied + c->batch));
+        TRY(sb_db_execute(s));
+        if ((r = sb_db_fetch(s)) <= 0)
+                return r < 0 ? r : -EIO;
+        uint64_t blocks, bad, last_id;
+        TRY(sb_db_col_u64(s, 0, &blocks));
+        TRY(sb_db_col_u64(s, 1, &c->inserted));
+        TRY(sb_db_col_u64(s, 2, &last_id));
+        TRY(sb_db_col_u64(s, 3, &bad));
+        TRY(drain(s));
+        if (bad > 0 || c->inserted > c->batch || blocks > (c->batch + AIRDROP_BLOCK - 1) / AIRDROP_BLOCK)
+                return -EIO;
         c->done = c->inserted < c->batch;
-        uint64_t last = after;
-        if (c->inserted > 0) {
-                /* The cursor: the batch's last row (seq follows account id order), one primary-key lookup. */
-                TRY(sb_db_prepare(db, "SELECT account_id FROM snapshot WHERE business_day = ? AND seq = ?", &s));
-                TRY(sb_db_bind_str(s, 0, c->day));
-                TRY(sb_db_bind_u64(s, 1, base + copied + c->inserted - 1));
-                TRY(sb_db_execute(s));
-                if ((r = sb_db_fetch(s)) <= 0)
-                        return r < 0 ? r : -EIO;
-                TRY(sb_db_col_u64(s, 0, &last));
-                TRY(drain(s));
-        }
+        uint64_t last = c->inserted > 0 ? last_id : after;
         TRY(sb_db_prepare(db,
                           "UPDATE snapshot_streams SET after_account = ?, copied = copied + ?, done = ?"
                           " WHERE business_day = ? AND stream = ?",
@@ -392,6 +410,10 @@ static int snap_batch_fn(sb_db *db, void *arg) {
 /* Copies one stream to its end (or until the service stops). */
 static int snap_stream(airdrop_state *st, sb_db *db, const char *day, unsigned stream) {
         snap_ctx c = {.day = day, .stream = stream, .batch = (uint64_t) st->snapshot_batch};
+        /* A block's records are one GROUP_CONCAT: AIRDROP_BLOCK × AIRDROP_REC bytes, well under this (MariaDB's
+         * default is the same); the batch checks every block's length anyway. */
+        static const char gc[] = "SET SESSION group_concat_max_len = 1048576";
+        TRY(sb_db_exec_text(db, gc, sizeof gc - 1));
         while (!c.done) {
                 if (stopping(st))
                         return -ECANCELED;
@@ -466,8 +488,8 @@ static int phase_snapshot(airdrop_state *st, sb_db *db, const run_row *run, char
         TRY(sb_db_bind_str(s, 1, run->day));
         TRY(sb_db_execute(s));
         TRY(sb_db_prepare(db,
-                          "SELECT COUNT(*), COALESCE(SUM(cv_units), 0), COALESCE(MAX(account_id), 0) FROM snapshot"
-                          " WHERE business_day = ?",
+                          "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(cv_sum), 0), COALESCE(MAX(last_account), 0)"
+                          " FROM snapshot_blocks WHERE business_day = ?",
                           &s));
         TRY(sb_db_bind_str(s, 0, run->day));
         TRY(sb_db_execute(s));

@@ -461,14 +461,22 @@ static void resume_check(const int64_t cvs[RESUME_N], const sb_econ_share want[R
                   NULL, credits, 2);
         SB_CHECK_EQ(credits[0], credits[1]);
 
-        /* The snapshot was copied in two streams, stream 1 from seq 2^31, and together they hold everyone once. */
-        int64_t snap[3]; /* rows, rows of stream 1, distinct accounts */
-        query_row("SELECT COUNT(*), SUM(seq >= 2147483648), COUNT(DISTINCT account_id)"
-                  " FROM sharebuy_airdrop.snapshot WHERE business_day = ?",
-                  START_DAY, snap, 3);
+        /* The snapshot was copied in two streams, stream 1 from seq 2^31, and together they hold everyone once: the
+         * blocks (migration 0010) in seq order have increasing account ids, each block's records fill it, and no
+         * block overlaps the next position range. */
+        int64_t snap[5]; /* participants, of stream 1, blocks out of account order, malformed blocks, overlaps */
+        query_row("SELECT SUM(n), SUM(IF(seq >= 2147483648, n, 0)), SUM(first_account <= prev_last),"
+                  " SUM(LENGTH(recs) <> n * 63 OR n < 1 OR n > 256 OR first_account > last_account),"
+                  " SUM(seq < prev_end) FROM (SELECT seq, n, recs, first_account, last_account,"
+                  " COALESCE(LAG(last_account) OVER (ORDER BY seq), 0) AS prev_last,"
+                  " COALESCE(LAG(seq + n) OVER (ORDER BY seq), 0) AS prev_end"
+                  " FROM sharebuy_airdrop.snapshot_blocks WHERE business_day = ?) AS x",
+                  START_DAY, snap, 5);
         SB_CHECK_EQ(snap[0], RESUME_N);
-        SB_CHECK_EQ(snap[2], RESUME_N);
         SB_CHECK(snap[1] > 0 && snap[1] < RESUME_N);
+        SB_CHECK_EQ(snap[2], 0);
+        SB_CHECK_EQ(snap[3], 0);
+        SB_CHECK_EQ(snap[4], 0);
 
         /* The last member (stream 1) sees its allotment and the very transaction that paid it. */
         uint64_t last = 1000 + RESUME_N - 1, paid_tx = 0;

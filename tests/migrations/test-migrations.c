@@ -233,6 +233,66 @@ static void test_real_migrations(sb_db *admin) {
     exec(admin, sql);
 }
 
+/* Migration 0010 converts the rows of the old per-participant snapshot into blocks at the same positions (runs in
+ * any phase go on unchanged) and drops the old table; run again, it converts nothing and fails nowhere. Tested by
+ * re-creating the old table with two streams' rows after `migrate up` and running the file's statements again. */
+static void test_snapshot_blocks_conversion(sb_db *admin) {
+    const char *dir = getenv("SB_TEST_MIGRATIONS_DIR");
+    SB_CHECK(dir);
+    char path[600];
+    snprintf(path, sizeof path, "%s/0010_airdrop_snapshot_blocks.sql", dir);
+    FILE *f = fopen(path, "rb");
+    SB_CHECK(f);
+    static char script[16384];
+    size_t len = fread(script, 1, sizeof script, f);
+    SB_CHECK(len > 0 && len < sizeof script);
+    fclose(f);
+    SB_CHECK_EQ(query_i64(admin, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'sharebuy_airdrop'"
+                                 " AND table_name = ?", "snapshot"),
+                0);
+    exec(admin, "CREATE TABLE sharebuy_airdrop.snapshot (business_day CHAR(10) CHARACTER SET ascii NOT NULL,"
+                " seq INT UNSIGNED NOT NULL, account_id BIGINT UNSIGNED NOT NULL, owner_kind TINYINT UNSIGNED NOT NULL,"
+                " owner_id BIGINT UNSIGNED NOT NULL, cv_units BIGINT NOT NULL, PRIMARY KEY (business_day, seq),"
+                " KEY day_account (business_day, account_id)) ENGINE=InnoDB");
+    /* Stream 0: 300 participants at seq 0…299; stream 1: 100 at 2^31…; the largest values each field can hold. */
+    exec(admin, "INSERT INTO sharebuy_airdrop.snapshot SELECT '2024-12-30', seq - 1, 1000 + 3 * seq, 1, seq, 7 * seq"
+                " FROM sharebuy_airdrop.seq_1_to_300");
+    exec(admin, "INSERT INTO sharebuy_airdrop.snapshot SELECT '2024-12-30', 2147483647 + seq, 5000 + 3 * seq, 2,"
+                " seq, 11 * seq FROM sharebuy_airdrop.seq_1_to_99");
+    exec(admin, "INSERT INTO sharebuy_airdrop.snapshot VALUES ('2024-12-30', 2147483747, 18446744073709551615, 255,"
+                " 18446744073709551615, 9223372036854775807)");
+    unsigned failed = 0;
+    SB_CHECK_EQ(sb_db_exec_script(admin, script, len, &failed), 0);
+    SB_CHECK_EQ(query_i64(admin, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'sharebuy_airdrop'"
+                                 " AND table_name = ?", "snapshot"),
+                0);
+    /* Blocks at 0 (256), 256 (44) and 2^31 (100), every record in place. */
+    SB_CHECK_EQ(query_i64(admin, "SELECT GROUP_CONCAT(seq, '/', n, '/', first_account, '/', last_account ORDER BY seq)"
+                                 " = '0/256/1003/1768,256/44/1771/1900,2147483648/100/5003/18446744073709551615'"
+                                 " FROM sharebuy_airdrop.snapshot_blocks WHERE business_day = ?", "2024-12-30"),
+                1);
+    SB_CHECK_EQ(query_i64(admin, "SELECT SUM(cv_sum) = 7 * 300 * 301 / 2 + 11 * 99 * 100 / 2 + 9223372036854775807"
+                                 " AND SUM(LENGTH(recs) = 63 * n) = 3 FROM sharebuy_airdrop.snapshot_blocks"
+                                 " WHERE business_day = ?", "2024-12-30"),
+                1);
+    SB_CHECK_EQ(query_i64(admin, "SELECT SUBSTRING(recs, 1, 63) ="
+                                 " '#00000000000000001771001000000000000000002570000000000000001799'"
+                                 " FROM sharebuy_airdrop.snapshot_blocks WHERE business_day = ? AND seq = 256",
+                                 "2024-12-30"),
+                1);
+    SB_CHECK_EQ(query_i64(admin, "SELECT SUBSTRING(recs, 63 * 99 + 1, 63) ="
+                                 " '#18446744073709551615255184467440737095516159223372036854775807'"
+                                 " FROM sharebuy_airdrop.snapshot_blocks WHERE business_day = ? AND seq = 2147483648",
+                                 "2024-12-30"),
+                1);
+    /* Again: nothing converted twice, nothing fails. */
+    SB_CHECK_EQ(sb_db_exec_script(admin, script, len, &failed), 0);
+    SB_CHECK_EQ(query_i64(admin, "SELECT SUM(n) FROM sharebuy_airdrop.snapshot_blocks WHERE business_day = ?",
+                          "2024-12-30"),
+                400);
+    exec(admin, "DELETE FROM sharebuy_airdrop.snapshot_blocks WHERE business_day = '2024-12-30'");
+}
+
 static void test_up_status_verify(void) {
     write_file("0001_first.sql",
                "-- the first migration\n"
@@ -467,6 +527,7 @@ int main(void) {
     sb_db *admin = sb_test_db_open_admin();
     test_usage();
     test_real_migrations(admin);
+    test_snapshot_blocks_conversion(admin);
     test_up_status_verify();
     test_edited();
     test_failing(admin);
