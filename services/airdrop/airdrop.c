@@ -742,7 +742,7 @@ static const sb_config_key airdrop_keys[] = {
          "the guide price before any SP circulates (previews; the wallet fixes the real one)"},
         {"airdrop.chunk_accounts", SB_CONFIG_INT, "10000", 1, AIRDROP_CHUNK_MAX, true, false,
          "accounts credited per wallet call (one database transaction each)"},
-        {"airdrop.credit_workers", SB_CONFIG_INT, "2", 1, AIRDROP_WORKERS_MAX, true, false,
+        {"airdrop.credit_workers", SB_CONFIG_INT, "3", 1, AIRDROP_WORKERS_MAX, true, false,
          "chunks booked at once, each on its own database connection and wallet call"},
         {"airdrop.snapshot_streams", SB_CONFIG_INT, "2", 1, AIRDROP_STREAMS_MAX, true, false,
          "the snapshot is copied in this many account id ranges at once, each on its own connection (1 or 2)"},
