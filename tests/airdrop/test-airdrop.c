@@ -45,7 +45,8 @@ static sb_status call(const char *service, const char *method, const void *req, 
 #define AIRDROP(m, req, d, tok, resp, reason) call("airdrop", m, req, d, tok, (void **) (resp), reason)
 
 /* Opens a member's accounts and credits it cv units of active CV (from CV_ISSUED, as an activation would). */
-static void member_with_cv(uint64_t id, int64_t cv) {
+/* A member's accounts, with no CV. */
+static void member_without_cv(uint64_t id) {
         Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
         o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
         o.id = id;
@@ -54,6 +55,13 @@ static void member_with_cv(uint64_t id, int64_t cv) {
         SB_CHECK_EQ(WALLET("OpenAccounts", &oreq, &sharebuy__wallet__v1__open_accounts_response__descriptor, svc_tok,
                            NULL, NULL),
                     SB_OK);
+}
+
+static void member_with_cv(uint64_t id, int64_t cv) {
+        Sharebuy__Common__V1__OwnerRef o = SHAREBUY__COMMON__V1__OWNER_REF__INIT;
+        o.kind = SHAREBUY__COMMON__V1__OWNER_KIND__OWNER_KIND_MEMBER;
+        o.id = id;
+        member_without_cv(id);
         Sharebuy__Common__V1__AccountRef ra = SHAREBUY__COMMON__V1__ACCOUNT_REF__INIT, rb = ra;
         ra.holder_case = SHAREBUY__COMMON__V1__ACCOUNT_REF__HOLDER_OWNER;
         ra.owner = &o;
@@ -605,7 +613,9 @@ static void test_catchup(void) {
         sb_test_stack_env(st, "airdrop", "SB_AIRDROP_START_DAY", d1);
         sb_test_stack_env(st, "airdrop", "SB_AIRDROP_TIMER", "false");
         start();
-        member_with_cv(701, U(100));
+        member_with_cv(701, U(100000)); /* enough CV that a day's share (~222 SP at 1 yuan) leaves some */
+        member_without_cv(702);         /* between two participants: in their snapshot block, without a record */
+        member_with_cv(703, U(300000));
         /* Now with the timer: both missed days run, in order. */
         SB_CHECK_EQ(sb_test_stack_kill(st, "airdrop", SIGTERM), 0);
         sb_test_stack_env(st, "airdrop", "SB_AIRDROP_TIMER", "true");
@@ -619,6 +629,46 @@ static void test_catchup(void) {
                  a->trigger == SHAREBUY__AIRDROP__V1__RUN_TRIGGER__RUN_TRIGGER_TIMER);
         protobuf_c_message_free_unpacked(&a->base, NULL);
         protobuf_c_message_free_unpacked(&b->base, NULL);
+        /* Each participant sees both days, newest first, and what it received matches its CV's share; a member
+         * without CV (inside the day's block) and a member opened after the runs (after every block) see none. */
+        member_without_cv(704);
+        static const struct {
+                uint64_t member;
+                size_t days;
+        } seen[] = {{701, 2}, {702, 0}, {703, 2}, {704, 0}};
+        Sharebuy__Airdrop__V1__Run *ra = get_run(d1), *rb = get_run(d2);
+        SB_CHECK(ra && rb);
+        SB_CHECK_EQ(ra->account_count, 2);
+        SB_CHECK_EQ(rb->account_count, 2);
+        int64_t total_sp = 0;
+        for (size_t i = 0; i < sizeof seen / sizeof *seen; i++) {
+                char mtok[SB_AUTH_TOKEN_MAX];
+                sb_test_stack_role_token(st, SB_ROLE_MEMBER, seen[i].member, 0, 0, 0, mtok);
+                Sharebuy__Airdrop__V1__GetMyAllotmentsRequest mreq = SHAREBUY__AIRDROP__V1__GET_MY_ALLOTMENTS_REQUEST__INIT;
+                Sharebuy__Airdrop__V1__GetMyAllotmentsResponse *mine;
+                SB_CHECK_EQ(AIRDROP("GetMyAllotments", &mreq,
+                                    &sharebuy__airdrop__v1__get_my_allotments_response__descriptor, mtok, &mine, NULL),
+                            SB_OK);
+                SB_CHECK_EQ(mine->n_allotments, seen[i].days);
+                if (seen[i].days == 2) {
+                        SB_CHECK(strcmp(mine->allotments[0]->business_day, d2) == 0);
+                        SB_CHECK(strcmp(mine->allotments[1]->business_day, d1) == 0);
+                        /* Day 1: 100 000 and 300 000 CV share the release 1 : 3. */
+                        SB_CHECK_EQ(mine->allotments[1]->active_cv_units,
+                                    seen[i].member == 701 ? U(100000) : U(300000));
+                        SB_CHECK_EQ(ra->allotted_sp_units % 4, 0);
+                        SB_CHECK_EQ(mine->allotments[1]->sp_units,
+                                    (seen[i].member == 701 ? 1 : 3) * (ra->allotted_sp_units / 4));
+                        SB_CHECK(mine->allotments[0]->transaction_id != 0 && mine->allotments[1]->transaction_id != 0);
+                        SB_CHECK(mine->allotments[0]->transaction_id != mine->allotments[1]->transaction_id);
+                }
+                total_sp += mine->total_sp_units;
+                protobuf_c_message_free_unpacked(&mine->base, NULL);
+        }
+        SB_CHECK_EQ(total_sp, ra->allotted_sp_units + rb->allotted_sp_units);
+        protobuf_c_message_free_unpacked(&ra->base, NULL);
+        protobuf_c_message_free_unpacked(&rb->base, NULL);
+
         /* The next day is not due yet. */
         char reason[SB_RPC_REASON_MAX];
         SB_CHECK_EQ(run_day("", true, NULL, reason), SB_FAILED_PRECONDITION);
