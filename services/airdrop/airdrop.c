@@ -621,8 +621,8 @@ static sb_status h_get_my_allotments(sb_call *call, const ProtobufCMessage *req_
          * runs' primary key), then that day's block holding the account (the first block whose last account is not
          * below it, by day_last of migration 0010) and in it the account's record, found by its mark and id. */
         if ((r = sb_db_prepare(db,
-                               "SELECT r.business_day, (SELECT CONCAT(b.seq + (INSTR(b.recs, CONCAT('#',"
-                               " LPAD(a.account_id, 20, '0'))) - 1) DIV " AIRDROP_STR(AIRDROP_REC) ", ':',"
+                               "SELECT r.business_day, (SELECT CONCAT(LPAD(b.seq + (INSTR(b.recs, CONCAT('#',"
+                               " LPAD(a.account_id, 20, '0'))) - 1) DIV " AIRDROP_STR(AIRDROP_REC) ", 10, '0'),"
                                " SUBSTRING(b.recs, INSTR(b.recs, CONCAT('#', LPAD(a.account_id, 20, '0'))), "
                                AIRDROP_STR(AIRDROP_REC) ")) FROM snapshot_blocks b WHERE b.business_day = r.business_day"
                                " AND b.last_account >= a.account_id ORDER BY b.last_account LIMIT 1),"
@@ -643,20 +643,16 @@ static sb_status h_get_my_allotments(sb_call *call, const ProtobufCMessage *req_
                         continue;
                 mine_row *m = &rows[n];
                 int64_t none;
+                /* The account's position in 10 digits, then its record; the position alone when the day's block
+                 * holds no record of it, NULL when no block reaches its id: not a participant of that day. */
                 size_t hit_len = 0;
-                const char *hit = sb_db_col_data(s, 1, &hit_len);
-                const char *colon = hit ? memchr(hit, ':', hit_len) : NULL;
-                if (!colon || (size_t) (hit + hit_len - colon - 1) == 0)
-                        continue; /* not a participant of that day */
+                const uint8_t *hit = sb_db_col_data(s, 1, &hit_len);
+                if (!hit || hit_len == 10)
+                        continue;
                 uint64_t seq = 0;
                 airdrop_row rec;
-                bool ok = colon > hit && colon - hit <= 10;
-                for (const char *q = hit; ok && q < colon; q++) {
-                        ok = *q >= '0' && *q <= '9';
-                        seq = seq * 10 + (uint64_t) (*q - '0');
-                }
-                if (!ok || airdrop_block_parse((const uint8_t *) colon + 1, (size_t) (hit + hit_len - colon - 1), 1,
-                                               seq, &rec) < 0 ||
+                if (hit_len != 10 + AIRDROP_REC || airdrop_parse_digits(hit, 10, UINT32_MAX, &seq) < 0 ||
+                    airdrop_block_parse(hit + 10, AIRDROP_REC, 1, seq, &rec) < 0 ||
                     sb_db_col_str(s, 0, m->day, sizeof m->day) < 0 || sb_db_col_u64(s, 2, &m->account_id) < 0 ||
                     rec.account_id != m->account_id || sb_db_col_i64(s, 3, &m->p.d) < 0 ||
                     sb_db_col_i64(s, 4, &m->p.cv_total) < 0 || sb_db_col_u64(s, 5, &m->p.n) < 0 ||

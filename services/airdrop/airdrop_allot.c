@@ -15,7 +15,7 @@
                         return r_;                                                                                   \
         } while (0)
 
-static int parse_digits(const uint8_t *p, size_t n, uint64_t max, uint64_t *ret) {
+int airdrop_parse_digits(const uint8_t *p, size_t n, uint64_t max, uint64_t *ret) {
         uint64_t v = 0;
         for (size_t i = 0; i < n; i++) {
                 if (p[i] < '0' || p[i] > '9')
@@ -36,9 +36,9 @@ int airdrop_block_parse(const uint8_t *recs, size_t len, uint64_t n, uint64_t se
                 const uint8_t *p = recs + i * AIRDROP_REC;
                 airdrop_row *w = &rows[i];
                 uint64_t kind, cv;
-                if (p[0] != '#' || parse_digits(p + 1, 20, UINT64_MAX, &w->account_id) < 0 ||
-                    parse_digits(p + 21, 3, 255, &kind) < 0 || parse_digits(p + 24, 20, UINT64_MAX, &w->owner_id) < 0 ||
-                    parse_digits(p + 44, 19, INT64_MAX, &cv) < 0)
+                if (p[0] != '#' || airdrop_parse_digits(p + 1, 20, UINT64_MAX, &w->account_id) < 0 ||
+                    airdrop_parse_digits(p + 21, 3, 255, &kind) < 0 || airdrop_parse_digits(p + 24, 20, UINT64_MAX, &w->owner_id) < 0 ||
+                    airdrop_parse_digits(p + 44, 19, INT64_MAX, &cv) < 0)
                         return -EIO;
                 w->seq = seq + i;
                 w->owner_kind = (int) kind;

@@ -85,6 +85,9 @@ typedef struct airdrop_row {
         int64_t cv;
 } airdrop_row;
 
+/* The n decimal digits at p (exactly n, no sign, zero-padded) as a value of at most max: 0, or -EIO. */
+int airdrop_parse_digits(const uint8_t *p, size_t n, uint64_t max, uint64_t *ret);
+
 /* The n records of a block at seq into rows[0..n): 0, or -EIO when the block is malformed (length, marks, digits,
  * ranges). */
 int airdrop_block_parse(const uint8_t *recs, size_t len, uint64_t n, uint64_t seq, airdrop_row *rows);
