@@ -411,6 +411,8 @@ static const sb_config_key merchant_keys[] = {
         {"merchant.group_commit", SB_CONFIG_BOOL, "true", 0, 0, true, false,
          "write the pending rows, and the updates to recorded, of sales that arrive together with one statement "
          "(docs/merchant.md)"},
+        {"merchant.group_leaders", SB_CONFIG_INT, "4", 1, SB_BATCH_LEADERS_MAX, true, false,
+         "with group_commit: how many groups of sale rows may be written at once (docs/merchant.md)"},
         {"merchant.test_delay_after_post", SB_CONFIG_DURATION_MS, "0", 0, 600000, true, false,
          "TESTS ONLY: a pause between posting a sale's wallet transaction and storing the sale (crash tests)"},
 };
@@ -433,7 +435,8 @@ static int merchant_init(const sb_config *cfg, void **ret_state, char *err, size
         st->test_delay_after_post_ms = sb_config_int(cfg, "merchant.test_delay_after_post");
         st->centre_checked_ms = INT64_MIN / 2;
         pthread_mutex_init(&st->mu, NULL);
-        if (merchant_sale_groups_init(st, sb_config_bool(cfg, "merchant.group_commit")) < 0) {
+        if (merchant_sale_groups_init(st, sb_config_bool(cfg, "merchant.group_commit"),
+                                      (unsigned) sb_config_int(cfg, "merchant.group_leaders")) < 0) {
                 pthread_mutex_destroy(&st->mu);
                 free(st);
                 snprintf(err, err_n, "out of memory");

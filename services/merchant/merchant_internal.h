@@ -218,7 +218,7 @@ sb_status merchant_h_record(sb_call *call, const ProtobufCMessage *req, Protobuf
 
 /* Sets up the group commit of the sales' rows (enabled false: every sale writes its rows alone): 0 or -ENOMEM,
  * -EINVAL. merchant_sale_groups_fini() releases it (also after a failed init). */
-int merchant_sale_groups_init(merchant_state *st, bool enabled);
+int merchant_sale_groups_init(merchant_state *st, bool enabled, unsigned leaders);
 void merchant_sale_groups_fini(merchant_state *st);
 sb_status merchant_h_void(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
 sb_status merchant_h_get_sale(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);

@@ -367,7 +367,7 @@ static int sql_append(char **buf, size_t *len, size_t *cap, const char *text) {
         return 0;
 }
 
-int merchant_sale_groups_init(merchant_state *st, bool enabled) {
+int merchant_sale_groups_init(merchant_state *st, bool enabled, unsigned leaders) {
         for (size_t n = 2; n <= MERCHANT_SALE_GROUP_MAX; n++) {
                 char *p = NULL, *m = NULL;
                 size_t pl = 0, pc = 0, ml = 0, mc = 0;
@@ -395,9 +395,9 @@ int merchant_sale_groups_init(merchant_state *st, bool enabled) {
                         return r;
                 }
         }
-        int r = sb_batch_init(&st->pending_rows, MERCHANT_SALE_GROUP_MAX, enabled, pending_single, pending_group, st);
+        int r = sb_batch_init(&st->pending_rows, MERCHANT_SALE_GROUP_MAX, leaders, enabled, pending_single, pending_group, st);
         if (r >= 0) {
-                r = sb_batch_init(&st->recorded_rows, MERCHANT_SALE_GROUP_MAX, enabled, mark_single, mark_group, st);
+                r = sb_batch_init(&st->recorded_rows, MERCHANT_SALE_GROUP_MAX, leaders, enabled, mark_single, mark_group, st);
                 if (r < 0)
                         sb_batch_fini(&st->pending_rows); /* groups_ready is still false: fini below skips both */
         }

@@ -915,6 +915,8 @@ static const sb_config_key wallet_keys[] = {
          "the daily airdrop cut-off that ends a business day, minutes after local midnight (22:00 = 1320)"},
         {"wallet.group_commit", SB_CONFIG_BOOL, "true", 0, 0, true, false,
          "book PostTransaction calls that arrive together in one database transaction (docs/wallet.md)"},
+        {"wallet.group_leaders", SB_CONFIG_INT, "1", 1, SB_BATCH_LEADERS_MAX, true, false,
+         "with group_commit: how many groups of postings may be booked at once (docs/wallet.md)"},
 };
 
 static int wallet_init(const sb_config *cfg, void **ret_state, char *err, size_t err_n) {
@@ -942,8 +944,8 @@ static int wallet_init(const sb_config *cfg, void **ret_state, char *err, size_t
         st->initial_price_micro = s.initial_price_micro;
         st->deposit_min_fen = s.deposit_min_fen;
         atomic_init(&st->genesis_done, false);
-        if (sb_batch_init(&st->posts, WALLET_GROUP_MAX, sb_config_bool(cfg, "wallet.group_commit"), post_single,
-                          post_group, st) < 0) {
+        if (sb_batch_init(&st->posts, WALLET_GROUP_MAX, (unsigned) sb_config_int(cfg, "wallet.group_leaders"),
+                          sb_config_bool(cfg, "wallet.group_commit"), post_single, post_group, st) < 0) {
                 free(st);
                 return -EINVAL;
         }

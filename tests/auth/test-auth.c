@@ -212,6 +212,41 @@ static void test_cache(void) {
         sb_auth_verifier_free(a.v);
 }
 
+/* Signed bytes (member codes): good signatures verify, again from the cache; a cached signature does not make other
+ * bytes, a changed signature or another key's verifier pass. */
+static void test_bytes(void) {
+        char priv[128], pub[128], priv2[128], pub2[128], err[256];
+        path(priv, sizeof priv, "b.pem");
+        path(pub, sizeof pub, "b.pub");
+        path(priv2, sizeof priv2, "b2.pem");
+        path(pub2, sizeof pub2, "b2.pub");
+        sb_auth_signer *s = NULL;
+        sb_auth_verifier *v = NULL, *v2 = NULL;
+        CHECK(sb_auth_keygen(priv, pub, err, sizeof err) == 0);
+        CHECK(sb_auth_keygen(priv2, pub2, err, sizeof err) == 0);
+        CHECK(sb_auth_signer_load(priv, &s, err, sizeof err) == 0);
+        CHECK(sb_auth_verifier_load(pub, &v, err, sizeof err) == 0);
+        CHECK(sb_auth_verifier_load(pub2, &v2, err, sizeof err) == 0);
+        if (!s || !v || !v2)
+                return;
+        const char *body = "SBM1.42.1767225600.card";
+        unsigned char sig[64], bad[64];
+        CHECK(sb_auth_sign_bytes(s, body, strlen(body), sig) == 0);
+        for (int i = 0; i < 3; i++) /* the first verifies, the others hit the cache */
+                CHECK(sb_auth_verify_bytes(v, body, strlen(body), sig));
+        CHECK(!sb_auth_verify_bytes(v, body, strlen(body) - 1, sig)); /* other bytes, same signature */
+        CHECK(!sb_auth_verify_bytes(v, "SBM1.43.1767225600.card", strlen(body), sig));
+        memcpy(bad, sig, sizeof bad);
+        bad[10] ^= 1;
+        CHECK(!sb_auth_verify_bytes(v, body, strlen(body), bad));
+        CHECK(!sb_auth_verify_bytes(v, body, strlen(body), bad)); /* a failure is never cached as good */
+        CHECK(!sb_auth_verify_bytes(v2, body, strlen(body), sig));  /* another key's verifier has its own cache */
+        CHECK(sb_auth_verify_bytes(v, body, strlen(body), sig));
+        sb_auth_signer_free(s);
+        sb_auth_verifier_free(v);
+        sb_auth_verifier_free(v2);
+}
+
 static void test_passwords(void) {
         char h[SB_AUTH_HASH_MAX], h2[SB_AUTH_HASH_MAX];
         CHECK(sb_auth_password_hash("correct horse 9", h) == 0);
@@ -238,6 +273,7 @@ int main(void) {
                 return 1;
         test_sign_verify();
         test_cache();
+        test_bytes();
         test_passwords();
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -1,5 +1,6 @@
 /* Tests of services/core/batch: every item done exactly once, by its group or alone; groups form when items arrive
- * while one is being done; a group's refusals are done alone by their own threads; the limit on a group's size. */
+ * while one is being done; a group's refusals are done alone by their own threads; the limit on a group's size; at
+ * most `leaders` groups at once, and with more than one leader groups do run at once. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,8 +24,8 @@ typedef struct item {
 typedef struct world {
         atomic_int times_done[ITEMS];
         atomic_int singles, groups, largest;
-        atomic_int in_flight; /* calls of single/group running at once: the lead is one at a time */
-        atomic_int overlap;
+        atomic_int in_flight;     /* calls of group running now */
+        atomic_int max_in_flight; /* the most at once: never more than the batch's leaders */
         int refuse_mod; /* a group leaves items with id % refuse_mod == 0 (0: none) */
         bool fail_groups;
         long work_ns;
@@ -49,8 +50,10 @@ static int do_single(void *ctx, void *conn, void *p) {
 
 static int do_group(void *ctx, void *conn, void *const *items, size_t n, bool *done) {
         world *w = ctx;
-        if (atomic_fetch_add(&w->in_flight, 1) != 0)
-                atomic_fetch_add(&w->overlap, 1);
+        int now = atomic_fetch_add(&w->in_flight, 1) + 1;
+        int seen = atomic_load(&w->max_in_flight);
+        while (now > seen && !atomic_compare_exchange_weak(&w->max_in_flight, &seen, now))
+                ;
         SB_CHECK(n >= 2 && n <= SB_BATCH_MAX);
         for (size_t i = 0; i < n; i++)
                 SB_CHECK(!done[i]);
@@ -94,10 +97,10 @@ static void *run_worker(void *p) {
         return NULL;
 }
 
-static void run(world *w, size_t max, bool enabled, uint64_t *ret_groups, uint64_t *ret_grouped,
+static void run(world *w, size_t max, unsigned leaders, bool enabled, uint64_t *ret_groups, uint64_t *ret_grouped,
                 uint64_t *ret_alone) {
         sb_batch b;
-        SB_CHECK(sb_batch_init(&b, max, enabled, do_single, do_group, w) == 0);
+        SB_CHECK(sb_batch_init(&b, max, leaders, enabled, do_single, do_group, w) == 0);
         static worker k[THREADS];
         pthread_t th[THREADS];
         for (int t = 0; t < THREADS; t++) {
@@ -120,7 +123,7 @@ static void run(world *w, size_t max, bool enabled, uint64_t *ret_groups, uint64
         SB_CHECK(twice == 0);
         SB_CHECK(never == 0);
         SB_CHECK(wrong == 0);
-        SB_CHECK(atomic_load(&w->overlap) == 0);
+        SB_CHECK(atomic_load(&w->max_in_flight) <= (int) leaders);
         sb_batch_stats(&b, ret_groups, ret_grouped, ret_alone);
         sb_batch_fini(&b);
 }
@@ -132,7 +135,7 @@ int main(void) {
         /* Contended: groups form, each item once, counters add up. */
         memset(&w, 0, sizeof w);
         w.work_ns = 200000;
-        run(&w, 16, true, &g, &gd, &al);
+        run(&w, 16, 1, true, &g, &gd, &al);
         SB_CHECK(g > 0);
         SB_CHECK(atomic_load(&w.largest) >= 2 && atomic_load(&w.largest) <= 16);
         SB_CHECK(gd + al == ITEMS);
@@ -140,11 +143,21 @@ int main(void) {
         fprintf(stderr, "contended: %llu groups, %llu grouped, %llu alone, largest %d\n", (unsigned long long) g,
                 (unsigned long long) gd, (unsigned long long) al, atomic_load(&w.largest));
 
+        /* Four leaders: groups still form, and run at once (16 threads, each group 200 µs). */
+        memset(&w, 0, sizeof w);
+        w.work_ns = 200000;
+        run(&w, 16, 4, true, &g, &gd, &al);
+        SB_CHECK(g > 0 && gd + al == ITEMS);
+        SB_CHECK(atomic_load(&w.max_in_flight) >= 2);
+        fprintf(stderr, "4 leaders: %llu groups, %llu grouped, %llu alone, at most %d at once\n",
+                (unsigned long long) g, (unsigned long long) gd, (unsigned long long) al,
+                atomic_load(&w.max_in_flight));
+
         /* A group that leaves every fifth item: those are done alone, by their own threads, once. */
         memset(&w, 0, sizeof w);
         w.work_ns = 100000;
         w.refuse_mod = 5;
-        run(&w, 8, true, &g, &gd, &al);
+        run(&w, 8, 2, true, &g, &gd, &al);
         SB_CHECK(g > 0 && atomic_load(&w.largest) <= 8);
         SB_CHECK(gd + al == ITEMS);
 
@@ -152,22 +165,24 @@ int main(void) {
         memset(&w, 0, sizeof w);
         w.work_ns = 50000;
         w.fail_groups = true;
-        run(&w, 4, true, &g, &gd, &al);
+        run(&w, 4, 3, true, &g, &gd, &al);
         SB_CHECK(gd == 0 && al == ITEMS);
 
         /* Disabled, or groups of at most one: single only. */
         memset(&w, 0, sizeof w);
-        run(&w, 16, false, &g, &gd, &al);
+        run(&w, 16, 4, false, &g, &gd, &al);
         SB_CHECK(atomic_load(&w.groups) == 0 && atomic_load(&w.singles) == ITEMS);
         memset(&w, 0, sizeof w);
-        run(&w, 1, true, &g, &gd, &al);
+        run(&w, 1, 1, true, &g, &gd, &al);
         SB_CHECK(atomic_load(&w.groups) == 0 && atomic_load(&w.singles) == ITEMS);
 
         /* Bad set-ups are refused. */
         sb_batch b;
-        SB_CHECK(sb_batch_init(&b, 0, true, do_single, do_group, &w) == -EINVAL);
-        SB_CHECK(sb_batch_init(&b, SB_BATCH_MAX + 1, true, do_single, do_group, &w) == -EINVAL);
-        SB_CHECK(sb_batch_init(&b, 4, true, NULL, do_group, &w) == -EINVAL);
+        SB_CHECK(sb_batch_init(&b, 0, 1, true, do_single, do_group, &w) == -EINVAL);
+        SB_CHECK(sb_batch_init(&b, SB_BATCH_MAX + 1, 1, true, do_single, do_group, &w) == -EINVAL);
+        SB_CHECK(sb_batch_init(&b, 4, 1, true, NULL, do_group, &w) == -EINVAL);
+        SB_CHECK(sb_batch_init(&b, 4, 0, true, do_single, do_group, &w) == -EINVAL);
+        SB_CHECK(sb_batch_init(&b, 4, SB_BATCH_LEADERS_MAX + 1, true, do_single, do_group, &w) == -EINVAL);
 
         return 0;
 }

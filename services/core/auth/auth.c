@@ -46,11 +46,20 @@ struct cache_slot {
         sb_claims claims;
 };
 
+/* Verified signatures of sb_auth_verify_bytes() (member codes), the same way: only good ones, keyed by the
+ * BLAKE2b-256 hash of the signed bytes and the signature together. A member card's code is resolved at every sale
+ * it pays for, and a QR code twice (the quote, then the sale). */
+struct bytes_slot {
+        bool used;
+        unsigned char hash[crypto_generichash_BYTES];
+};
+
 struct sb_auth_verifier {
         struct key keys[MAX_KEYS];
         size_t n;
         pthread_mutex_t cache_mu;
         struct cache_slot *cache;  /* CACHE_SLOTS, direct-mapped */
+        struct bytes_slot *bytes_cache; /* CACHE_SLOTS, direct-mapped, under cache_mu */
 };
 
 struct sb_auth_signer {
@@ -151,13 +160,16 @@ int sb_auth_verifier_load(const char *pem_path, sb_auth_verifier **ret, char *er
         }
         sb_auth_verifier *v = calloc(1, sizeof *v);
         struct cache_slot *cache = calloc(CACHE_SLOTS, sizeof *cache);
-        if (!v || !cache) {
+        struct bytes_slot *bytes_cache = calloc(CACHE_SLOTS, sizeof *bytes_cache);
+        if (!v || !cache || !bytes_cache) {
                 free(v);
                 free(cache);
+                free(bytes_cache);
                 BIO_free(bio);
                 return -ENOMEM;
         }
         v->cache = cache;
+        v->bytes_cache = bytes_cache;
         pthread_mutex_init(&v->cache_mu, NULL);
         int r = 0;
         for (;;) {
@@ -205,6 +217,7 @@ void sb_auth_verifier_free(sb_auth_verifier *v) {
                 EVP_PKEY_free(v->keys[i].pkey);
         pthread_mutex_destroy(&v->cache_mu);
         free(v->cache);
+        free(v->bytes_cache);
         free(v);
 }
 
@@ -705,9 +718,27 @@ int sb_auth_sign_bytes(const sb_auth_signer *s, const void *data, size_t len, un
 bool sb_auth_verify_bytes(const sb_auth_verifier *v, const void *data, size_t len, const unsigned char sig[64]) {
         if (!v)
                 return false;
+        unsigned char hash[crypto_generichash_BYTES];
+        crypto_generichash_state h;
+        crypto_generichash_init(&h, NULL, 0, sizeof hash);
+        crypto_generichash_update(&h, sig, 64); /* fixed length first: no two (data, sig) pairs hash alike */
+        crypto_generichash_update(&h, data, len);
+        crypto_generichash_final(&h, hash, sizeof hash);
+        size_t slot = ((size_t)hash[0] | (size_t)hash[1] << 8 | (size_t)hash[2] << 16) % CACHE_SLOTS;
+        struct sb_auth_verifier *mv = (struct sb_auth_verifier *)v;  /* the cache is the only mutable part */
+        pthread_mutex_lock(&mv->cache_mu);
+        bool hit = mv->bytes_cache[slot].used && memcmp(mv->bytes_cache[slot].hash, hash, sizeof hash) == 0;
+        pthread_mutex_unlock(&mv->cache_mu);
+        if (hit)
+                return true;
         for (size_t i = 0; i < v->n; i++)
-                if (verify_sig(v->keys[i].pkey, data, len, sig))
+                if (verify_sig(v->keys[i].pkey, data, len, sig)) {
+                        pthread_mutex_lock(&mv->cache_mu);
+                        mv->bytes_cache[slot].used = true;
+                        memcpy(mv->bytes_cache[slot].hash, hash, sizeof hash);
+                        pthread_mutex_unlock(&mv->cache_mu);
                         return true;
+                }
         return false;
 }
 

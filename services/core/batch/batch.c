@@ -5,6 +5,7 @@
 
 struct sb_batch_waiter {
         void *item;
+        bool taken;    /* a leader took it */
         bool finished; /* its group ran (or it ran alone while leading) */
         bool done;     /* completed by its group */
         bool alone;    /* done alone while leading: r is the result */
@@ -12,11 +13,12 @@ struct sb_batch_waiter {
         sb_batch_waiter *next;
 };
 
-int sb_batch_init(sb_batch *b, size_t max, bool enabled, sb_batch_single_fn single, sb_batch_group_fn group,
-                  void *ctx) {
-        if (max < 1 || max > SB_BATCH_MAX || !single || !group)
+int sb_batch_init(sb_batch *b, size_t max, unsigned leaders, bool enabled, sb_batch_single_fn single,
+                  sb_batch_group_fn group, void *ctx) {
+        if (max < 1 || max > SB_BATCH_MAX || leaders < 1 || leaders > SB_BATCH_LEADERS_MAX || !single || !group)
                 return -EINVAL;
-        *b = (sb_batch){.enabled = enabled, .max = max, .single = single, .group = group, .ctx = ctx};
+        *b = (sb_batch){.enabled = enabled, .max = max, .leaders = leaders, .single = single, .group = group,
+                        .ctx = ctx};
         pthread_mutex_init(&b->mu, NULL);
         pthread_cond_init(&b->cv, NULL);
         return 0;
@@ -38,11 +40,12 @@ int sb_batch_run(sb_batch *b, void *conn, void *item) {
                 b->queue = &me;
         b->queue_tail = &me;
         while (!me.finished) {
-                if (b->leading) {
+                /* Taken by another leader: wait for its group. Every lead busy: wait for one to end. */
+                if (me.taken || b->leading >= b->leaders) {
                         pthread_cond_wait(&b->cv, &b->mu);
                         continue;
                 }
-                b->leading = true;
+                b->leading++;
                 sb_batch_waiter *taken[SB_BATCH_MAX];
                 void *items[SB_BATCH_MAX];
                 size_t n = 0;
@@ -50,6 +53,7 @@ int sb_batch_run(sb_batch *b, void *conn, void *item) {
                         sb_batch_waiter *w = b->queue;
                         b->queue = w->next;
                         w->next = NULL;
+                        w->taken = true;
                         taken[n] = w;
                         items[n++] = w->item;
                 }
@@ -81,7 +85,7 @@ int sb_batch_run(sb_batch *b, void *conn, void *item) {
                         taken[i]->done = done[i];
                         taken[i]->finished = true;
                 }
-                b->leading = false;
+                b->leading--;
                 pthread_cond_broadcast(&b->cv);
         }
         pthread_mutex_unlock(&b->mu);

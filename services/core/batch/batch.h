@@ -1,11 +1,15 @@
 /* sb_batch: group commit for the services — calls that arrive while one is being written are written together.
  *
- * A thread that has one item of work (a posting, a row to insert) hands it to sb_batch_run(). One thread at a
- * time leads: it takes every waiting item (at most the batch's max), and
- *   - when it found only its own, does it alone with the single function, still leading, so that the items that
- *     arrive meanwhile wait and form the next group;
+ * A thread that has one item of work (a posting, a row to insert) hands it to sb_batch_run(). Up to `leaders`
+ * threads at a time lead, each with its own group: a thread whose item is still waiting becomes a leader when fewer
+ * than `leaders` lead, takes every waiting item (at most the batch's max), and
+ *   - when it found only its own, does it alone with the single function, still leading, so that when every lead
+ *     is taken the items that arrive meanwhile wait and form the next group;
  *   - otherwise gives them all to the group function, which writes what it can in one go (one database
  *     transaction, one multi-row statement) and says which items it completed.
+ * With one leader the groups are written one after the other; with more, a group's commit (its fsync) no longer
+ * holds up the next one, and groups form only once every lead is busy. Concurrent groups are concurrent database
+ * transactions: the functions must take their row locks in one order (or survive a deadlock's rollback).
  * An item its group did not complete (a conflict, a refusal that needs the item's own exact answer, a failed group)
  * is done by its own thread with the single function, outside the lead. Nothing waits on a timer: under light load
  * every item is alone and costs what it would cost without the batch.
@@ -35,7 +39,8 @@ typedef struct sb_batch {
         pthread_mutex_t mu;
         pthread_cond_t cv;
         sb_batch_waiter *queue, *queue_tail;
-        bool leading;
+        unsigned leading;  /* threads leading now */
+        unsigned leaders;  /* at most this many at once */
         bool enabled;
         size_t max;
         sb_batch_single_fn single;
@@ -45,10 +50,14 @@ typedef struct sb_batch {
         uint64_t n_groups, n_grouped, n_alone;
 } sb_batch;
 
-/* Sets up b: groups of at most max items (1..SB_BATCH_MAX); with enabled false, sb_batch_run() calls single
- * directly. -EINVAL on a bad max or a missing function. */
-int sb_batch_init(sb_batch *b, size_t max, bool enabled, sb_batch_single_fn single, sb_batch_group_fn group,
-                  void *ctx);
+/* The most groups one batch writes at once. */
+#define SB_BATCH_LEADERS_MAX 64
+
+/* Sets up b: groups of at most max items (1..SB_BATCH_MAX), at most `leaders` of them (1..SB_BATCH_LEADERS_MAX)
+ * being written at once; with enabled false, sb_batch_run() calls single directly. -EINVAL on a bad max or leaders,
+ * or a missing function. */
+int sb_batch_init(sb_batch *b, size_t max, unsigned leaders, bool enabled, sb_batch_single_fn single,
+                  sb_batch_group_fn group, void *ctx);
 
 /* Releases what sb_batch_init() set up; no thread may be inside sb_batch_run(). */
 void sb_batch_fini(sb_batch *b);
