@@ -413,8 +413,14 @@ static const sb_config_key merchant_keys[] = {
          "(docs/merchant.md)"},
         {"merchant.group_leaders", SB_CONFIG_INT, "4", 1, SB_BATCH_LEADERS_MAX, true, false,
          "with group_commit: how many groups of sale rows may be written at once (docs/merchant.md)"},
+        {"merchant.mark_behind", SB_CONFIG_BOOL, "true", 0, 0, true, false,
+         "answer a sale once it is posted and write its update to recorded behind the answer (docs/merchant.md)"},
+        {"merchant.pending_sweep_age", SB_CONFIG_DURATION_MS, "10s", 0, 3600000, true, false,
+         "pending sales older than this are looked up in the wallet and recorded when posted (docs/merchant.md)"},
         {"merchant.test_delay_after_post", SB_CONFIG_DURATION_MS, "0", 0, 600000, true, false,
          "TESTS ONLY: a pause between posting a sale's wallet transaction and storing the sale (crash tests)"},
+        {"merchant.test_delay_before_mark", SB_CONFIG_DURATION_MS, "0", 0, 600000, true, false,
+         "TESTS ONLY: a pause before the updates to recorded written behind are written (crash tests)"},
 };
 
 static int merchant_init(const sb_config *cfg, void **ret_state, char *err, size_t err_n) {
@@ -433,6 +439,10 @@ static int merchant_init(const sb_config *cfg, void **ret_state, char *err, size
         st->deposit_cache_ms = sb_config_int(cfg, "merchant.deposit_cache");
         st->nearby_per_minute = sb_config_int(cfg, "merchant.nearby_per_minute");
         st->test_delay_after_post_ms = sb_config_int(cfg, "merchant.test_delay_after_post");
+        st->marks_on = sb_config_bool(cfg, "merchant.mark_behind");
+        st->sweep_age_ms = sb_config_int(cfg, "merchant.pending_sweep_age");
+        st->sweep_every_ms = st->sweep_age_ms < 1000 ? 1000 : st->sweep_age_ms > 5000 ? 5000 : st->sweep_age_ms;
+        st->test_delay_before_mark_ms = sb_config_int(cfg, "merchant.test_delay_before_mark");
         st->centre_checked_ms = INT64_MIN / 2;
         pthread_mutex_init(&st->mu, NULL);
         if (merchant_sale_groups_init(st, sb_config_bool(cfg, "merchant.group_commit"),
@@ -451,6 +461,19 @@ static int merchant_init(const sb_config *cfg, void **ret_state, char *err, size
                                      "sale rows (pending, or updates to recorded) written by a group statement",
                                      SB_METRICS_COUNTER, &st->m_grouped) < 0)
                         st->m_groups = st->m_grouped = NULL;
+                if (sb_metrics_plain(reg, "sharebuy_merchant_sales_swept_total",
+                                     "pending sales found posted by the sweep and recorded",
+                                     SB_METRICS_COUNTER, &st->m_swept) < 0)
+                        st->m_swept = NULL;
+        }
+        int r = merchant_marks_start(st);
+        if (r < 0) {
+                merchant_marks_stop(st);
+                merchant_sale_groups_fini(st);
+                pthread_mutex_destroy(&st->mu);
+                free(st);
+                snprintf(err, err_n, "cannot start the thread that records sales: %s", strerror(-r));
+                return r;
         }
         *ret_state = st;
         return 0;
@@ -460,6 +483,7 @@ static void merchant_fini(void *state) {
         merchant_state *st = state;
         if (!st)
                 return;
+        merchant_marks_stop(st); /* writes what is queued, with the group statements */
         merchant_sale_groups_fini(st);
         pthread_mutex_destroy(&st->mu);
         free(st);

@@ -94,6 +94,14 @@ typedef struct merchant_rate_slot {
  * SB_DB_PARAMS_MAX). */
 #define MERCHANT_SALE_GROUP_MAX 16
 
+/* A sale's update to recorded: its transaction and the deposit left after it. */
+typedef struct merchant_sale_mark {
+        uint64_t merchant_id, tx_id;
+        int64_t deposit_left_sp;
+        char sale_id[MERCHANT_ID_MAX + 1];
+        struct merchant_sale_mark *next; /* in the queue of marks written behind */
+} merchant_sale_mark;
+
 typedef struct merchant_state {
         int utc_offset_min, cutoff_min;
         int64_t deposit_cache_ms;
@@ -107,6 +115,18 @@ typedef struct merchant_state {
         sb_batch pending_rows, recorded_rows;
         char *pending_sql[MERCHANT_SALE_GROUP_MAX + 1], *mark_sql[MERCHANT_SALE_GROUP_MAX + 1];
         sb_metrics_series *m_groups, *m_grouped;
+        /* The updates to recorded written behind the answer (merchant.mark_behind, merchant_sale.c "Marks written
+         * behind"): a queue, one thread with its own connection writing it in groups, and the sweep of pending rows
+         * whose posting went through. */
+        bool marks_on, marks_started, marks_stop;
+        pthread_t marks_thread;
+        pthread_mutex_t marks_mu;
+        pthread_cond_t marks_cv, marks_written_cv;
+        merchant_sale_mark *marks_head, *marks_tail;
+        uint64_t marks_queued, marks_written; /* marks taken into the queue, and written (in queue order) */
+        int64_t sweep_age_ms, sweep_every_ms;
+        int64_t test_delay_before_mark_ms; /* tests only: a pause before the marker writes a group */
+        sb_metrics_series *m_swept;
         pthread_mutex_t mu; /* guards everything below */
         merchant_settings_slot settings[MERCHANT_SETTINGS_CACHE];
         size_t n_settings, next_settings;
@@ -220,6 +240,18 @@ sb_status merchant_h_record(sb_call *call, const ProtobufCMessage *req, Protobuf
  * -EINVAL. merchant_sale_groups_fini() releases it (also after a failed init). */
 int merchant_sale_groups_init(merchant_state *st, bool enabled, unsigned leaders);
 void merchant_sale_groups_fini(merchant_state *st);
+
+/* Starts the thread that writes the marks behind (and sweeps) when st->marks_on: 0, or a negative errno. Stopped
+ * by merchant_marks_stop(), which writes what is queued first (also safe when never started). */
+int merchant_marks_start(merchant_state *st);
+void merchant_marks_stop(merchant_state *st);
+
+/* Queues a copy of mark for the marker thread: 0, or -ENOMEM. */
+int merchant_marks_enqueue(merchant_state *st, const merchant_sale_mark *mark);
+
+/* Waits until every mark queued before this call is written (at most timeout_ms): true when they are. Readers of
+ * sales call it first, so that a sale answered by this process is seen as recorded. */
+bool merchant_marks_flush(merchant_state *st, int64_t timeout_ms);
 sb_status merchant_h_void(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
 sb_status merchant_h_get_sale(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);
 sb_status merchant_h_list_sales(sb_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp);

@@ -18,6 +18,8 @@
 #include <time.h>
 
 #include "log.h"
+#include "rpc.h"
+#include "service.h"
 #include "merchant_internal.h"
 
 #define POST_REQUEST_MAX 8192 /* a packed sale transaction: at most 16 legs, far below */
@@ -262,7 +264,7 @@ static int sale_insert_pending(sb_db *db, const sale_row *x) {
         return sb_db_execute(s);
 }
 
-static int sale_mark_recorded(sb_db *db, const sale_row *x) {
+static int sale_mark_recorded(sb_db *db, const merchant_sale_mark *x) {
         sb_db_stmt *s;
         int r = sb_db_prepare(db,
                               "UPDATE sharebuy_merchant.sales SET state = 2, tx_id = ?, deposit_left_sp = ? WHERE "
@@ -325,19 +327,19 @@ static int mark_group(void *ctx, void *conn, void *const *items, size_t n, bool 
         if (r >= 0) {
                 unsigned i = 0;
                 for (size_t k = 0; k < n; k++) { /* tx_id = CASE … */
-                        const sale_row *x = items[k];
+                        const merchant_sale_mark *x = items[k];
                         sb_db_bind_u64(s, i++, x->merchant_id);
                         sb_db_bind_str(s, i++, x->sale_id);
                         sb_db_bind_u64(s, i++, x->tx_id);
                 }
                 for (size_t k = 0; k < n; k++) { /* deposit_left_sp = CASE … */
-                        const sale_row *x = items[k];
+                        const merchant_sale_mark *x = items[k];
                         sb_db_bind_u64(s, i++, x->merchant_id);
                         sb_db_bind_str(s, i++, x->sale_id);
                         sb_db_bind_i64(s, i++, x->deposit_left_sp);
                 }
                 for (size_t k = 0; k < n; k++) { /* (merchant_id, sale_id) IN … */
-                        const sale_row *x = items[k];
+                        const merchant_sale_mark *x = items[k];
                         sb_db_bind_u64(s, i++, x->merchant_id);
                         sb_db_bind_str(s, i++, x->sale_id);
                 }
@@ -708,6 +710,251 @@ static int64_t deposit_after(const Sharebuy__Wallet__V1__Transaction *t, uint64_
                         return l->balance_after_units;
         }
         return -1;
+}
+
+/* --- Marks written behind ---------------------------------------------------------------------------------------
+ *
+ * A sale is complete once its transaction is posted: the pending row holds the exact request and the wallet the
+ * transaction under the sale's key, so any later attempt finds both. The update to recorded (its transaction id and
+ * the deposit left) is therefore written behind the answer (merchant.mark_behind): RecordSale queues it and answers;
+ * one thread with its own connection takes what is queued, up to MERCHANT_SALE_GROUP_MAX at a time, and writes it
+ * with the group statement of step 10. The answer no longer waits for that commit, and the updates of sales that
+ * come close together are one statement.
+ *
+ * Readers (GetSale, ListSales, DaySummary, VoidSale) first wait for the marks queued before them
+ * (merchant_marks_flush), so a sale this process answered is seen as recorded. When the process dies with marks
+ * queued, their rows stay pending: a retry of the sale completes it as before, and for the sales no one retries (the
+ * terminal holds its receipt) the thread sweeps: once at start, then every few seconds when it is idle (the sweep
+ * age, kept between 1 and 5 s), it reads pending rows older than merchant.pending_sweep_age and asks the wallet for each one's transaction by key; a posted
+ * one is marked recorded, an unposted one is left for the terminal's retry. Counted by
+ * sharebuy_merchant_sales_swept_total. */
+
+#define MARKS_SWEEP_BATCH 100 /* the LIMIT of the sweep's query */
+#define MARKS_SWEEP_WINDOW_MS (INT64_C(3) * 24 * 3600 * 1000) /* rows older than this are not looked at again */
+
+int merchant_marks_enqueue(merchant_state *st, const merchant_sale_mark *mark) {
+        merchant_sale_mark *m = malloc(sizeof *m);
+        if (!m)
+                return -ENOMEM;
+        *m = *mark;
+        m->next = NULL;
+        pthread_mutex_lock(&st->marks_mu);
+        if (st->marks_tail)
+                st->marks_tail->next = m;
+        else
+                st->marks_head = m;
+        st->marks_tail = m;
+        st->marks_queued++;
+        pthread_cond_signal(&st->marks_cv);
+        pthread_mutex_unlock(&st->marks_mu);
+        return 0;
+}
+
+bool merchant_marks_flush(merchant_state *st, int64_t timeout_ms) {
+        if (!st->marks_started)
+                return true;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t) (timeout_ms / 1000);
+        until.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&st->marks_mu);
+        uint64_t want = st->marks_queued;
+        int r = 0;
+        while (st->marks_written < want && r == 0)
+                r = pthread_cond_timedwait(&st->marks_written_cv, &st->marks_mu, &until);
+        bool ok = st->marks_written >= want;
+        pthread_mutex_unlock(&st->marks_mu);
+        return ok;
+}
+
+static void pause_ms(int64_t ms) {
+        struct timespec ts = {.tv_sec = (time_t) (ms / 1000), .tv_nsec = (long) (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+}
+
+/* Writes n marks: one group statement, or each alone when the group fails (or n is 1). 0, or the first failure. */
+static int marks_write(merchant_state *st, sb_db *db, merchant_sale_mark **v, size_t n) {
+        if (n >= 2) {
+                bool done[MERCHANT_SALE_GROUP_MAX] = {false};
+                if (mark_group(st, db, (void *const *) v, n, done) >= 0)
+                        return 0;
+        }
+        int first = 0;
+        for (size_t i = 0; i < n; i++) {
+                int r = sale_mark_recorded(db, v[i]);
+                if (r < 0 && !first)
+                        first = r;
+        }
+        return first;
+}
+
+/* Asks the wallet for the transaction of a pending sale: SB_OK with *ret (free it), NOT_FOUND when it was never
+ * posted, or another status when the wallet did not answer. */
+static sb_status sweep_lookup(uint64_t merchant_id, const char *sale_id, Sharebuy__Wallet__V1__Transaction **ret) {
+        char path[128], key[WALLET_KEY_MAX + 1], msg[SB_RPC_MESSAGE_MAX];
+        sb_rpc_client *c = sb_service_peer("wallet");
+        if (!c || sb_rpc_method_path(&sharebuy__wallet__v1__wallet__descriptor, "GetTransaction", path, sizeof path) < 0)
+                return SB_UNAVAILABLE;
+        wallet_key(key, "sale", merchant_id, sale_id);
+        Sharebuy__Wallet__V1__GetTransactionRequest rq = SHAREBUY__WALLET__V1__GET_TRANSACTION_REQUEST__INIT;
+        rq.key_case = SHAREBUY__WALLET__V1__GET_TRANSACTION_REQUEST__KEY_IDEMPOTENCY_KEY;
+        rq.idempotency_key = key;
+        sb_rpc_call_opts o = {.deadline_ms = 3000, .bearer = sb_service_token(), .request_id = "merchant-sweep"};
+        return sb_rpc_client_call(c, path, &rq.base, &sharebuy__wallet__v1__transaction__descriptor, &o,
+                                  (ProtobufCMessage **) ret, msg, sizeof msg);
+}
+
+/* One sweep: pending rows older than the sweep age whose transactions the wallet holds are marked recorded. */
+static void marks_sweep(merchant_state *st, sb_db *db) {
+        int64_t now = merchant_now_ms();
+        sb_db_stmt *q;
+        int r = sb_db_prepare(db,
+                              "SELECT merchant_id, sale_id FROM sharebuy_merchant.sales WHERE state = 1 AND "
+                              "recorded_ms BETWEEN ? AND ? ORDER BY state, recorded_ms LIMIT 100",
+                              &q);
+        if (r < 0)
+                return;
+        sb_db_bind_i64(q, 0, now - MARKS_SWEEP_WINDOW_MS);
+        sb_db_bind_i64(q, 1, now - st->sweep_age_ms);
+        if (sb_db_execute(q) < 0)
+                return;
+        merchant_sale_mark *found = calloc(MARKS_SWEEP_BATCH, sizeof *found);
+        size_t n = 0;
+        while ((r = sb_db_fetch(q)) > 0)
+                if (found && n < MARKS_SWEEP_BATCH && sb_db_col_u64(q, 0, &found[n].merchant_id) >= 0 &&
+                    sb_db_col_str(q, 1, found[n].sale_id, sizeof found[n].sale_id) >= 0)
+                        n++;
+        size_t marked = 0;
+        for (size_t i = 0; i < n && !st->marks_stop; i++) {
+                Sharebuy__Wallet__V1__Transaction *t = NULL;
+                sb_status s = sweep_lookup(found[i].merchant_id, found[i].sale_id, &t);
+                if (s != SB_OK) {
+                        if (s != SB_NOT_FOUND)
+                                break; /* the wallet is not answering: the next sweep tries again */
+                        continue;      /* never posted: the terminal's retry completes or refuses it */
+                }
+                found[i].tx_id = t->transaction_id;
+                found[i].deposit_left_sp = deposit_after(t, found[i].merchant_id);
+                protobuf_c_message_free_unpacked(&t->base, NULL);
+                if (sale_mark_recorded(db, &found[i]) >= 0) {
+                        marked++;
+                        sb_log_kv(SB_LOG_INFO, "sale_swept", "a posted sale left pending is recorded", "merchant_id",
+                                  SB_LOG_INT((int64_t) found[i].merchant_id), "sale_id", SB_LOG_STR(found[i].sale_id),
+                                  "tx_id", SB_LOG_INT((int64_t) found[i].tx_id), NULL);
+                }
+        }
+        free(found);
+        if (marked && st->m_swept)
+                sb_metrics_series_add(st->m_swept, (int64_t) marked);
+}
+
+static void *marks_main(void *arg) {
+        merchant_state *st = arg;
+        sb_db *db = NULL;
+        char err[256];
+        int64_t next_sweep = 0; /* at once */
+        pthread_mutex_lock(&st->marks_mu);
+        for (;;) {
+                while (!st->marks_head && !st->marks_stop) {
+                        if (merchant_now_ms() >= next_sweep)
+                                break;
+                        struct timespec until;
+                        clock_gettime(CLOCK_REALTIME, &until);
+                        until.tv_nsec += 200 * 1000000L;
+                        if (until.tv_nsec >= 1000000000L) {
+                                until.tv_sec++;
+                                until.tv_nsec -= 1000000000L;
+                        }
+                        pthread_cond_timedwait(&st->marks_cv, &st->marks_mu, &until);
+                }
+                if (!st->marks_head && st->marks_stop)
+                        break;
+                merchant_sale_mark *v[MERCHANT_SALE_GROUP_MAX];
+                size_t n = 0;
+                for (merchant_sale_mark *m = st->marks_head; m && n < MERCHANT_SALE_GROUP_MAX; m = m->next)
+                        v[n++] = m;
+                pthread_mutex_unlock(&st->marks_mu);
+                if (!db && sb_db_open(sb_service_db_config(), &db, err, sizeof err) < 0) {
+                        sb_log_kv(SB_LOG_ERROR, "marks", "cannot reach the database to record sales", "error",
+                                  SB_LOG_STR(err), NULL);
+                        db = NULL;
+                        pause_ms(500);
+                        pthread_mutex_lock(&st->marks_mu);
+                        if (st->marks_stop)
+                                break; /* what is queued stays pending: the sweep of the next start records it */
+                        continue;
+                }
+                if (n == 0) {
+                        marks_sweep(st, db);
+                        int64_t every = st->sweep_every_ms;
+                        next_sweep = merchant_now_ms() + every;
+                        pthread_mutex_lock(&st->marks_mu);
+                        continue;
+                }
+                if (st->test_delay_before_mark_ms > 0)
+                        pause_ms(st->test_delay_before_mark_ms); /* tests: answered, not yet recorded */
+                int r = marks_write(st, db, v, n);
+                if (r < 0) {
+                        sb_log_kv(SB_LOG_ERROR, "marks", "cannot record answered sales yet; retrying", "sales",
+                                  SB_LOG_INT((int64_t) n), "error", SB_LOG_STR(sb_db_errmsg(db)), NULL);
+                        pause_ms(200);
+                        pthread_mutex_lock(&st->marks_mu);
+                        if (st->marks_stop)
+                                break;
+                        continue; /* the same marks again: an update of a recorded row changes nothing */
+                }
+                pthread_mutex_lock(&st->marks_mu);
+                for (size_t i = 0; i < n; i++) {
+                        merchant_sale_mark *m = st->marks_head;
+                        st->marks_head = m->next;
+                        free(m);
+                }
+                if (!st->marks_head)
+                        st->marks_tail = NULL;
+                st->marks_written += n;
+                pthread_cond_broadcast(&st->marks_written_cv);
+        }
+        /* Stopping with marks left unwritten (the database gone): they stay pending rows, swept at the next start. */
+        while (st->marks_head) {
+                merchant_sale_mark *m = st->marks_head;
+                st->marks_head = m->next;
+                free(m);
+        }
+        st->marks_tail = NULL;
+        pthread_mutex_unlock(&st->marks_mu);
+        sb_db_close(db);
+        return NULL;
+}
+
+int merchant_marks_start(merchant_state *st) {
+        pthread_mutex_init(&st->marks_mu, NULL);
+        pthread_cond_init(&st->marks_cv, NULL);
+        pthread_cond_init(&st->marks_written_cv, NULL);
+        if (!st->marks_on)
+                return 0;
+        int r = pthread_create(&st->marks_thread, NULL, marks_main, st);
+        if (r != 0)
+                return -r;
+        st->marks_started = true;
+        return 0;
+}
+
+void merchant_marks_stop(merchant_state *st) {
+        if (st->marks_started) {
+                pthread_mutex_lock(&st->marks_mu);
+                st->marks_stop = true;
+                pthread_cond_broadcast(&st->marks_cv);
+                pthread_mutex_unlock(&st->marks_mu);
+                pthread_join(st->marks_thread, NULL);
+                st->marks_started = false;
+        }
+        pthread_mutex_destroy(&st->marks_mu);
+        pthread_cond_destroy(&st->marks_cv);
+        pthread_cond_destroy(&st->marks_written_cv);
 }
 
 /* --- Preparing a sale: merchant, settings, deposit, member, centres, split --- */
@@ -1138,7 +1385,12 @@ static sb_status complete_pending(sb_call *call, sb_db *db, sale_row *x, bool re
         x->tx_id = tr->transaction ? tr->transaction->transaction_id : 0;
         x->deposit_left_sp = deposit_after(tr->transaction, x->merchant_id);
         merchant_deposit_note(call, x->merchant_id, x->deposit_left_sp);
-        int r = sb_batch_run(&ms->recorded_rows, db, x);
+        merchant_sale_mark mk = {.merchant_id = x->merchant_id, .tx_id = x->tx_id,
+                                 .deposit_left_sp = x->deposit_left_sp};
+        snprintf(mk.sale_id, sizeof mk.sale_id, "%s", x->sale_id);
+        /* Posted: the sale is complete whatever happens to the process now (a retry, or the sweep, finds the pending
+         * row and the transaction). Written behind: the answer does not wait for the update's commit. */
+        int r = ms->marks_on ? merchant_marks_enqueue(ms, &mk) : sb_batch_run(&ms->recorded_rows, db, &mk);
         if (r < 0) {
                 merchant_free(tr);
                 protobuf_c_message_free_unpacked(&pr->base, NULL);
@@ -1237,6 +1489,14 @@ sb_status merchant_h_record(sb_call *call, const ProtobufCMessage *req_, Protobu
         if (r < 0)
                 return sb_service_db_fail(call, r, "storing the sale");
         return complete_pending(call, db, x, false, &p->m, resp);
+}
+
+/* Before a reader of sales reads: the sales this process answered are written as recorded (marks written behind),
+ * waiting at most 2 s or the call's deadline. When they cannot be written in that time (the database away) the
+ * reader goes on and sees them as they are stored. */
+static void readers_wait(sb_call *call) {
+        int64_t left = sb_call_remaining_ms(call);
+        (void) merchant_marks_flush(merchant_st(call), left < 2000 ? left : 2000);
 }
 
 /* --- VoidSale --- */
@@ -1363,6 +1623,7 @@ sb_status merchant_h_void(sb_call *call, const ProtobufCMessage *req_, ProtobufC
         if (!merchant_text_valid(req->reason, MERCHANT_REASON_MAX_CHARS, false))
                 return sb_call_fail_reason(call, SB_INVALID_ARGUMENT, "REASON_FIELD_INVALID",
                                            "reason: at most 200 characters of UTF-8 text");
+        readers_wait(call);
         sb_db *db = merchant_db(call, &st);
         if (!db)
                 return st;
@@ -1446,6 +1707,7 @@ sb_status merchant_h_get_sale(sb_call *call, const ProtobufCMessage *req_, Proto
         if (other)
                 return sb_call_fail_reason(call, SB_NOT_FOUND, "REASON_SALE_UNKNOWN", "no sale %s at this merchant",
                                            req->sale_id);
+        readers_wait(call);
         sb_db *db = merchant_db(call, &st);
         if (!db)
                 return st;
@@ -1514,6 +1776,7 @@ sb_status merchant_h_list_sales(sb_call *call, const ProtobufCMessage *req_, Pro
                                                    "page_token: not one this RPC made with these filters");
                 before = seq;
         }
+        readers_wait(call);
         sb_db *db = merchant_db(call, &st);
         if (!db)
                 return st;
@@ -1594,6 +1857,7 @@ sb_status merchant_h_day_summary(sb_call *call, const ProtobufCMessage *req_, Pr
                 snprintf(day, sizeof day, "%s", req->business_day);
         } else
                 merchant_today(call, day);
+        readers_wait(call);
         sb_db *db = merchant_db(call, &st);
         if (!db)
                 return st;

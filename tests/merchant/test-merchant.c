@@ -1110,6 +1110,61 @@ static void test_crash(void) {
         free(code);
         printf("crash between posting and storing: one sale, balances once: ok\n");
 
+        /* Answered, not yet recorded (the update to recorded is written behind the answer): the process dies with
+         * the mark queued. No one retries (the terminal holds its receipt); the sweep of the next start finds the
+         * pending row, the wallet's transaction under its key, and records the sale. */
+        SB_CHECK_EQ(sb_test_stack_kill(st, "merchant", SIGTERM), 0);
+        sb_test_stack_env(st, "merchant", "SB_MERCHANT_TEST_DELAY_AFTER_POST", "0");
+        sb_test_stack_env(st, "merchant", "SB_MERCHANT_TEST_DELAY_BEFORE_MARK", "30s");
+        SB_CHECK_EQ(sb_test_stack_start_service(st, "merchant"), 0);
+        code = member_code(&VIP);
+        xb = balances(K_MERCHANT, M1.id);
+        char sid2[64];
+        uniq(sid2, sizeof sid2, "crash", 2);
+        SB_CHECK_EQ(record(M1.cashier_tok, sid2, code, YUAN(100), &r), SB_OK);
+        uint64_t tx2 = r->receipt->transaction_id;
+        int64_t left2 = r->receipt->deposit_left_sp_units;
+        SB_CHECK(tx2 != 0 && !r->replayed);
+        free_msg(r);
+        SB_CHECK_EQ(sb_test_stack_kill(st, "merchant", SIGKILL), 0);
+        sb_db *adb = sb_test_stack_admin_db(st);
+        sb_db_stmt *q;
+        SB_CHECK_EQ(sb_db_prepare(adb, "SELECT state FROM sharebuy_merchant.sales WHERE merchant_id = ? AND sale_id = ?",
+                                  &q), 0);
+        sb_db_bind_u64(q, 0, M1.id);
+        sb_db_bind_str(q, 1, sid2);
+        SB_CHECK_EQ(sb_db_execute(q), 0);
+        SB_CHECK_EQ(sb_db_fetch(q), 1);
+        int64_t state = 0;
+        SB_CHECK_EQ(sb_db_col_i64(q, 0, &state), 0);
+        SB_CHECK_EQ(state, 1); /* pending: the process died before writing it as recorded */
+        while (sb_db_fetch(q) > 0)
+                ;
+        sb_test_stack_env(st, "merchant", "SB_MERCHANT_TEST_DELAY_BEFORE_MARK", "0");
+        sb_test_stack_env(st, "merchant", "SB_MERCHANT_PENDING_SWEEP_AGE", "0");
+        SB_CHECK_EQ(sb_test_stack_start_service(st, "merchant"), 0);
+        g.sale_id = sid2;
+        s = SB_NOT_FOUND;
+        for (int i = 0; i < 100 && s == SB_NOT_FOUND; i++) { /* the sweep runs at start: well within 10 s */
+                s = MCALL("GetSale", &g, &sharebuy__merchant__v1__sale__descriptor, M1.cashier_tok, &sale);
+                if (s == SB_NOT_FOUND)
+                        nanosleep(&(struct timespec){0, 100000000L}, NULL);
+        }
+        SB_CHECK_EQ(s, SB_OK);
+        if (s == SB_OK) {
+                SB_CHECK_EQ(sale->receipt->transaction_id, tx2);
+                SB_CHECK_EQ(sale->receipt->deposit_left_sp_units, left2);
+                free_msg(sale);
+        }
+        SB_CHECK_EQ(balances(K_MERCHANT, M1.id).sp, xb.sp - SP(5)); /* posted once */
+        SB_CHECK_EQ(record(M1.cashier_tok, sid2, code, YUAN(100), &r), SB_OK);
+        SB_CHECK(r->replayed);
+        SB_CHECK_EQ(r->receipt->transaction_id, tx2);
+        free_msg(r);
+        SB_CHECK_EQ(balances(K_MERCHANT, M1.id).sp, xb.sp - SP(5));
+        free(code);
+        printf("crash after answering, before recording: the sweep records the sale once: ok\n");
+
         /* The longest sale id (64 characters) records and voids: the wallet keys stay within the wallet's limit. */
         code = member_code(&VIP);
         char longid[65], vid[65];
