@@ -230,12 +230,16 @@ static int post_group(void *ctx, void *conn, void *const *items, size_t n, bool 
         wallet_tx *txs[WALLET_GROUP_MAX];
         for (size_t i = 0; i < n; i++)
                 txs[i] = ((post_item *) items[i])->tx;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         int r = wallet_ledger_post_group(conn, &st->ledger, txs, n, now_ms(), done);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
         size_t booked = 0;
         for (size_t i = 0; i < n; i++)
                 booked += done[i];
+        int64_t us = (int64_t) (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
         sb_log_kv(SB_LOG_DEBUG, "post_group", "postings booked in one transaction", "taken", SB_LOG_INT((int64_t) n),
-                  "booked", SB_LOG_INT((int64_t) booked), "result", SB_LOG_INT(r), NULL);
+                  "booked", SB_LOG_INT((int64_t) booked), "result", SB_LOG_INT(r), "us", SB_LOG_INT(us), NULL);
         if (st->m_groups) {
                 sb_metrics_series_add(st->m_groups, 1);
                 sb_metrics_series_add(st->m_grouped, (int64_t) booked);

@@ -494,10 +494,15 @@ int main(int argc, char **argv) {
         }
         sb_test_stack_env(st, "identity", "SB_IDENTITY_REGISTER_PER_PEER", "1000000");
         sb_test_stack_env(st, "identity", "SB_IDENTITY_MEMBER_CODES_PER_MINUTE", "10000");
-        sb_test_stack_env(st, "identity", "SB_LOG_LEVEL", "warn");
-        sb_test_stack_env(st, "wallet", "SB_LOG_LEVEL", "warn");
-        sb_test_stack_env(st, "merchant", "SB_LOG_LEVEL", "warn");
-        sb_test_stack_env(st, "region", "SB_LOG_LEVEL", "warn");
+        /* MERCHANT_BENCH_LOG_LEVEL=info logs every call with its latency (for a breakdown per service; it costs
+         * CPU: not for figures). */
+        const char *level = getenv("MERCHANT_BENCH_LOG_LEVEL");
+        if (!level || !*level)
+                level = "warn";
+        sb_test_stack_env(st, "identity", "SB_LOG_LEVEL", level);
+        sb_test_stack_env(st, "wallet", "SB_LOG_LEVEL", level);
+        sb_test_stack_env(st, "merchant", "SB_LOG_LEVEL", level);
+        sb_test_stack_env(st, "region", "SB_LOG_LEVEL", level);
         sb_test_stack_start_all(st);
         sb_test_stack_role_token(st, SB_ROLE_SERVICE, 0, 0, 0, 0, svc_tok);
         sb_test_stack_role_token(st, SB_ROLE_ADMIN, 1, 0, 0, 0, admin_tok);
