@@ -919,7 +919,7 @@ static const sb_config_key wallet_keys[] = {
          "the daily airdrop cut-off that ends a business day, minutes after local midnight (22:00 = 1320)"},
         {"wallet.group_commit", SB_CONFIG_BOOL, "true", 0, 0, true, false,
          "book PostTransaction calls that arrive together in one database transaction (docs/wallet.md)"},
-        {"wallet.group_leaders", SB_CONFIG_INT, "1", 1, SB_BATCH_LEADERS_MAX, true, false,
+        {"wallet.group_leaders", SB_CONFIG_INT, "2", 1, SB_BATCH_LEADERS_MAX, true, false,
          "with group_commit: how many groups of postings may be booked at once (docs/wallet.md)"},
 };
 

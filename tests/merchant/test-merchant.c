@@ -263,7 +263,7 @@ static void setup_area(area *a) {
                 char ca[7] = "", cb[7] = "";
                 for (size_t i = 0; i < nc && found < 2; i++)
                         if (has[i])
-                                snprintf(found++ ? cb : ca, 7, "%s", cities[i]);
+                                snprintf(found++ ? cb : ca, 7, "%.6s", cities[i]);
                 if (found < 2)
                         continue;
                 char d[4][7];
