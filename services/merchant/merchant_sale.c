@@ -397,9 +397,11 @@ int merchant_sale_groups_init(merchant_state *st, bool enabled, unsigned leaders
                         return r;
                 }
         }
-        int r = sb_batch_init(&st->pending_rows, MERCHANT_SALE_GROUP_MAX, leaders, enabled, pending_single, pending_group, st);
+        int r = sb_batch_init(&st->pending_rows, MERCHANT_SALE_GROUP_MAX, leaders, enabled, pending_single,
+                              pending_group, st);
         if (r >= 0) {
-                r = sb_batch_init(&st->recorded_rows, MERCHANT_SALE_GROUP_MAX, leaders, enabled, mark_single, mark_group, st);
+                r = sb_batch_init(&st->recorded_rows, MERCHANT_SALE_GROUP_MAX, leaders, enabled, mark_single,
+                                  mark_group, st);
                 if (r < 0)
                         sb_batch_fini(&st->pending_rows); /* groups_ready is still false: fini below skips both */
         }
@@ -725,9 +727,9 @@ static int64_t deposit_after(const Sharebuy__Wallet__V1__Transaction *t, uint64_
  * (merchant_marks_flush), so a sale this process answered is seen as recorded. When the process dies with marks
  * queued, their rows stay pending: a retry of the sale completes it as before, and for the sales no one retries (the
  * terminal holds its receipt) the thread sweeps: once at start, then every few seconds when it is idle (the sweep
- * age, kept between 1 and 5 s), it reads pending rows older than merchant.pending_sweep_age and asks the wallet for each one's transaction by key; a posted
- * one is marked recorded, an unposted one is left for the terminal's retry. Counted by
- * sharebuy_merchant_sales_swept_total. */
+ * age, kept between 1 and 5 s), it reads pending rows older than merchant.pending_sweep_age and asks the wallet
+ * for each one's transaction by key; a posted one is marked recorded, an unposted one is left for the terminal's
+ * retry. Counted by sharebuy_merchant_sales_swept_total. */
 
 #define MARKS_SWEEP_BATCH 100 /* the LIMIT of the sweep's query */
 #define MARKS_SWEEP_WINDOW_MS (INT64_C(3) * 24 * 3600 * 1000) /* rows older than this are not looked at again */
@@ -797,7 +799,8 @@ static int marks_write(merchant_state *st, sb_db *db, merchant_sale_mark **v, si
 static sb_status sweep_lookup(uint64_t merchant_id, const char *sale_id, Sharebuy__Wallet__V1__Transaction **ret) {
         char path[128], key[WALLET_KEY_MAX + 1], msg[SB_RPC_MESSAGE_MAX];
         sb_rpc_client *c = sb_service_peer("wallet");
-        if (!c || sb_rpc_method_path(&sharebuy__wallet__v1__wallet__descriptor, "GetTransaction", path, sizeof path) < 0)
+        if (!c ||
+            sb_rpc_method_path(&sharebuy__wallet__v1__wallet__descriptor, "GetTransaction", path, sizeof path) < 0)
                 return SB_UNAVAILABLE;
         wallet_key(key, "sale", merchant_id, sale_id);
         Sharebuy__Wallet__V1__GetTransactionRequest rq = SHAREBUY__WALLET__V1__GET_TRANSACTION_REQUEST__INIT;
