@@ -1142,6 +1142,7 @@ static void test_crash(void) {
                 ;
         sb_test_stack_env(st, "merchant", "SB_MERCHANT_TEST_DELAY_BEFORE_MARK", "0");
         sb_test_stack_env(st, "merchant", "SB_MERCHANT_PENDING_SWEEP_AGE", "0");
+        sb_test_stack_env(st, "merchant", "SB_MERCHANT_DEPOSIT_CACHE", "60s"); /* the part with the wallet away */
         SB_CHECK_EQ(sb_test_stack_start_service(st, "merchant"), 0);
         g.sale_id = sid2;
         s = SB_NOT_FOUND;
@@ -1164,6 +1165,46 @@ static void test_crash(void) {
         SB_CHECK_EQ(balances(K_MERCHANT, M1.id).sp, xb.sp - SP(5));
         free(code);
         printf("crash after answering, before recording: the sweep records the sale once: ok\n");
+
+        /* The sweep never records a sale that was not posted: with the wallet away, a sale leaves a pending row
+         * (UNAVAILABLE: "retry with the same sale id"); with the wallet back, sweeps (age 0, every second) leave it
+         * pending; the terminal's retry completes it, once. */
+        code = member_code(&VIP);
+        char sid3[64];
+        uniq(sid3, sizeof sid3, "crash", 3);
+        SB_CHECK_EQ(record(M1.cashier_tok, sid3, code, YUAN(20), &r), SB_OK); /* the deposit is now cached */
+        free_msg(r);
+        free(code);
+        code = member_code(&VIP);
+        uniq(sid3, sizeof sid3, "crash", 4);
+        xb = balances(K_MERCHANT, M1.id);
+        SB_CHECK_EQ(sb_test_stack_kill(st, "wallet", SIGTERM), 0);
+        s = record(M1.cashier_tok, sid3, code, YUAN(100), &r);
+        SB_CHECK(s == SB_UNAVAILABLE || s == SB_DEADLINE_EXCEEDED);
+        SB_CHECK(strcmp(reason, "REASON_DEPENDENCY_UNAVAILABLE") == 0);
+        SB_CHECK_EQ(sb_test_stack_start_service(st, "wallet"), 0);
+        nanosleep(&(struct timespec){2, 500000000L}, NULL);
+        SB_CHECK_EQ(sb_db_prepare(adb, "SELECT state FROM sharebuy_merchant.sales WHERE merchant_id = ? AND sale_id = ?",
+                                  &q), 0);
+        sb_db_bind_u64(q, 0, M1.id);
+        sb_db_bind_str(q, 1, sid3);
+        SB_CHECK_EQ(sb_db_execute(q), 0);
+        SB_CHECK_EQ(sb_db_fetch(q), 1);
+        state = 0;
+        SB_CHECK_EQ(sb_db_col_i64(q, 0, &state), 0);
+        SB_CHECK_EQ(state, 1); /* still pending: the wallet has no transaction under its key */
+        while (sb_db_fetch(q) > 0)
+                ;
+        snprintf(key, sizeof key, "sale:%" PRIu64 ":%s", M1.id, sid3);
+        SB_CHECK(!transaction_exists(key));
+        SB_CHECK_EQ(balances(K_MERCHANT, M1.id).sp, xb.sp);
+        SB_CHECK_EQ(record(M1.cashier_tok, sid3, code, YUAN(100), &r), SB_OK);
+        SB_CHECK(r->replayed); /* completed from its pending row */
+        free_msg(r);
+        SB_CHECK(transaction_exists(key));
+        SB_CHECK_EQ(balances(K_MERCHANT, M1.id).sp, xb.sp - SP(5));
+        free(code);
+        printf("wallet away: the pending sale is not swept, the retry completes it once: ok\n");
 
         /* The longest sale id (64 characters) records and voids: the wallet keys stay within the wallet's limit. */
         code = member_code(&VIP);
