@@ -825,10 +825,10 @@ static void marks_sweep(merchant_state *st, sb_db *db) {
         sb_db_bind_i64(q, 1, now - st->sweep_age_ms);
         if (sb_db_execute(q) < 0)
                 return;
-        merchant_sale_mark *found = calloc(MARKS_SWEEP_BATCH, sizeof *found);
+        merchant_sale_mark found[MARKS_SWEEP_BATCH] = {0};
         size_t n = 0;
         while ((r = sb_db_fetch(q)) > 0)
-                if (found && n < MARKS_SWEEP_BATCH && sb_db_col_u64(q, 0, &found[n].merchant_id) >= 0 &&
+                if (n < MARKS_SWEEP_BATCH && sb_db_col_u64(q, 0, &found[n].merchant_id) >= 0 &&
                     sb_db_col_str(q, 1, found[n].sale_id, sizeof found[n].sale_id) >= 0)
                         n++;
         size_t marked = 0;
@@ -850,7 +850,6 @@ static void marks_sweep(merchant_state *st, sb_db *db) {
                                   "tx_id", SB_LOG_INT((int64_t) found[i].tx_id), NULL);
                 }
         }
-        free(found);
         if (marked && st->m_swept)
                 sb_metrics_series_add(st->m_swept, (int64_t) marked);
 }

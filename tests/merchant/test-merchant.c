@@ -1061,6 +1061,21 @@ static void test_concurrent_sales(void) {
         printf("17 sales at once (one an impostor), four leads and one: each once, rows written in groups: ok\n");
 }
 
+/* A sale's state as stored (1 pending, 2 recorded), read from its table; 0 when there is no row. */
+static int64_t sale_state(uint64_t merchant_id, const char *sale_id) {
+        sb_db_stmt *q;
+        SB_CHECK_EQ(sb_db_prepare(sb_test_stack_admin_db(st),
+                                  "SELECT state FROM sharebuy_merchant.sales WHERE merchant_id = ? AND sale_id = ?", &q),
+                    0);
+        sb_db_bind_u64(q, 0, merchant_id);
+        sb_db_bind_str(q, 1, sale_id);
+        SB_CHECK_EQ(sb_db_execute(q), 0);
+        int64_t state = 0;
+        while (sb_db_fetch(q) > 0)
+                SB_CHECK_EQ(sb_db_col_i64(q, 0, &state), 0);
+        return state;
+}
+
 static void test_crash(void) {
         SB_CHECK_EQ(sb_test_stack_kill(st, "merchant", SIGTERM), 0);
         sb_test_stack_env(st, "merchant", "SB_MERCHANT_TEST_DELAY_AFTER_POST", "4s");
@@ -1127,19 +1142,7 @@ static void test_crash(void) {
         SB_CHECK(tx2 != 0 && !r->replayed);
         free_msg(r);
         SB_CHECK_EQ(sb_test_stack_kill(st, "merchant", SIGKILL), 0);
-        sb_db *adb = sb_test_stack_admin_db(st);
-        sb_db_stmt *q;
-        SB_CHECK_EQ(sb_db_prepare(adb, "SELECT state FROM sharebuy_merchant.sales WHERE merchant_id = ? AND sale_id = ?",
-                                  &q), 0);
-        sb_db_bind_u64(q, 0, M1.id);
-        sb_db_bind_str(q, 1, sid2);
-        SB_CHECK_EQ(sb_db_execute(q), 0);
-        SB_CHECK_EQ(sb_db_fetch(q), 1);
-        int64_t state = 0;
-        SB_CHECK_EQ(sb_db_col_i64(q, 0, &state), 0);
-        SB_CHECK_EQ(state, 1); /* pending: the process died before writing it as recorded */
-        while (sb_db_fetch(q) > 0)
-                ;
+        SB_CHECK_EQ(sale_state(M1.id, sid2), 1); /* pending: the process died before writing it as recorded */
         sb_test_stack_env(st, "merchant", "SB_MERCHANT_TEST_DELAY_BEFORE_MARK", "0");
         sb_test_stack_env(st, "merchant", "SB_MERCHANT_PENDING_SWEEP_AGE", "0");
         sb_test_stack_env(st, "merchant", "SB_MERCHANT_DEPOSIT_CACHE", "60s"); /* the part with the wallet away */
@@ -1184,17 +1187,7 @@ static void test_crash(void) {
         SB_CHECK(strcmp(reason, "REASON_DEPENDENCY_UNAVAILABLE") == 0);
         SB_CHECK_EQ(sb_test_stack_start_service(st, "wallet"), 0);
         nanosleep(&(struct timespec){2, 500000000L}, NULL);
-        SB_CHECK_EQ(sb_db_prepare(adb, "SELECT state FROM sharebuy_merchant.sales WHERE merchant_id = ? AND sale_id = ?",
-                                  &q), 0);
-        sb_db_bind_u64(q, 0, M1.id);
-        sb_db_bind_str(q, 1, sid3);
-        SB_CHECK_EQ(sb_db_execute(q), 0);
-        SB_CHECK_EQ(sb_db_fetch(q), 1);
-        state = 0;
-        SB_CHECK_EQ(sb_db_col_i64(q, 0, &state), 0);
-        SB_CHECK_EQ(state, 1); /* still pending: the wallet has no transaction under its key */
-        while (sb_db_fetch(q) > 0)
-                ;
+        SB_CHECK_EQ(sale_state(M1.id, sid3), 1); /* still pending: the wallet has no transaction under its key */
         snprintf(key, sizeof key, "sale:%" PRIu64 ":%s", M1.id, sid3);
         SB_CHECK(!transaction_exists(key));
         SB_CHECK_EQ(balances(K_MERCHANT, M1.id).sp, xb.sp);
