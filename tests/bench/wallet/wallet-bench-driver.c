@@ -31,6 +31,13 @@ static uint64_t run_id;
 static atomic_bool stop;
 static char post_path[128];
 
+/* The ledger's clock: a posting's time and business day (0 is no time the ledger takes). */
+static int64_t wall_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int64_t mono_ms(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -238,7 +245,7 @@ int main(int argc, char **argv) {
         }
         /* The genesis exists once the service answered a call that needs the database; make sure of it. */
         wallet_problem prob = {0};
-        SB_CHECK_EQ(wallet_ledger_genesis(db, &ledger_cfg, 0, &prob), 0);
+        SB_CHECK_EQ(wallet_ledger_genesis(db, &ledger_cfg, wall_ms(), &prob), 0);
         for (unsigned t = 0; t < threads; t++) {
                 wallet_tx *tx = calloc(1, sizeof *tx);
                 snprintf(tx->scope, sizeof tx->scope, "svc");
@@ -251,7 +258,7 @@ int main(int argc, char **argv) {
                 tx->legs[1] = (wallet_leg){.ref = {WALLET_OWNER_MERCHANT, merchant_of(t), WALLET_ASSET_SP},
                                            .amount = (INT64_C(20000) * 10000), .reason = 21};
                 bool replayed;
-                int r = wallet_ledger_post(db, &ledger_cfg, tx, 0, &replayed, &prob);
+                int r = wallet_ledger_post(db, &ledger_cfg, tx, wall_ms(), &replayed, &prob);
                 if (r < 0)
                         fprintf(stderr, "funding: %d %s %s\n", r, prob.msg, sb_db_errmsg(db));
                 SB_CHECK_EQ(r, 0);
