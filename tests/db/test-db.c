@@ -4,7 +4,6 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -501,169 +500,6 @@ static void test_bulk(sb_db *db) {
     SB_CHECK_EQ(query_i64(db, "SELECT COUNT(*) FROM sbtest_db.bulk"), N + 1);
 }
 
-/* --- Texts of several statements (sb_db_multi) --- */
-
-typedef struct multi_rows {
-    unsigned n;
-    unsigned stmt[8];
-    char name[8][64];
-    unsigned long name_len[8];
-    unsigned char data[8][16];
-    unsigned long data_len[8];
-    int64_t amount[8];
-} multi_rows;
-
-static int multi_row(void *arg, unsigned stmt, unsigned n_cols, const char *const *cols, const unsigned long *lens) {
-    multi_rows *m = arg;
-    if (m->n >= 8 || n_cols != 3 || lens[0] >= sizeof m->name[0] || lens[1] > sizeof m->data[0])
-        return -EIO;
-    m->stmt[m->n] = stmt;
-    memcpy(m->name[m->n], cols[0], lens[0]);
-    m->name[m->n][lens[0]] = '\0';
-    m->name_len[m->n] = lens[0];
-    memcpy(m->data[m->n], cols[1], lens[1]);
-    m->data_len[m->n] = lens[1];
-    m->amount[m->n] = cols[2] ? (int64_t) strtoll(cols[2], NULL, 10) : -1;
-    m->n++;
-    return 0;
-}
-
-static const char tricky[] = "it's \\ \"q\"; DROP TABLE t; -- 共享购";
-static const unsigned char tricky_data[6] = {0, '\'', '\\', 0xff, ';', 0};
-
-static void multi_insert(sb_db_text *t, const char *name, int64_t amount) {
-    sb_db_text_sql(t, "INSERT INTO sbtest_db.t (name, amount, data) VALUES (");
-    sb_db_text_str(t, name);
-    sb_db_text_sql(t, ", ");
-    sb_db_text_i64(t, amount);
-    sb_db_text_sql(t, ", ");
-    sb_db_text_blob(t, tricky_data, sizeof tricky_data);
-    sb_db_text_sql(t, ")");
-    sb_db_text_end(t);
-}
-
-typedef struct multi_tx {
-    int step;        /* which transaction body */
-    int calls;
-    multi_rows rows;
-    int r;
-} multi_tx;
-
-static int multi_tx_fn(sb_db *db, void *p) {
-    multi_tx *a = p;
-    a->calls++;
-    sb_db_text t = {0};
-    uint64_t aff[4] = {0};
-    int r;
-    switch (a->step) {
-    case 0: /* two writes and a read, committed with the text */
-        multi_insert(&t, "multi-c1", 11);
-        sb_db_text_sql(&t, "UPDATE sbtest_db.t SET amount = amount + 1 WHERE name LIKE 'multi-c%'");
-        sb_db_text_end(&t);
-        sb_db_text_sql(&t, "SELECT name, data, amount FROM sbtest_db.t WHERE name = 'multi-c1'");
-        sb_db_text_end(&t);
-        r = sb_db_multi(db, &t, SB_DB_MULTI_COMMIT, multi_row, &a->rows, aff, 4);
-        SB_CHECK_EQ(aff[0], 1);
-        SB_CHECK_EQ(aff[1], 1);
-        break;
-    case 1: /* a duplicate in the second statement: the first is undone, the third never runs */
-        multi_insert(&t, "multi-d1", 1);
-        multi_insert(&t, "multi-c1", 1);
-        multi_insert(&t, "multi-d3", 1);
-        r = sb_db_multi(db, &t, SB_DB_MULTI_COMMIT, NULL, NULL, NULL, 0);
-        break;
-    case 2: { /* a prepared statement first (BEGIN goes with it), then a text; sb_db_tx commits */
-        sb_db_stmt *s;
-        SB_CHECK_EQ(sb_db_prepare(db, "UPDATE sbtest_db.t SET amount = amount + 100 WHERE name = 'multi-c1'", &s), 0);
-        SB_CHECK_EQ(sb_db_execute(s), 0);
-        multi_insert(&t, "multi-e1", 5);
-        r = sb_db_multi(db, &t, 0, NULL, NULL, NULL, 0);
-        break;
-    }
-    default: /* nothing at all: neither BEGIN nor COMMIT */
-        r = 0;
-        break;
-    }
-    sb_db_text_free(&t);
-    a->r = r;
-    return r;
-}
-
-static void test_multi(sb_db *db) {
-    /* Outside a transaction: each statement on its own; values come back byte for byte. */
-    sb_db_text t = {0};
-    multi_insert(&t, tricky, -42);
-    multi_insert(&t, "plain", 7);
-    sb_db_text_sql(&t, "SELECT name, data, amount FROM sbtest_db.t WHERE name IN (");
-    sb_db_text_str(&t, tricky);
-    sb_db_text_sql(&t, ", ");
-    sb_db_text_str(&t, "plain");
-    sb_db_text_sql(&t, ") ORDER BY amount");
-    sb_db_text_end(&t);
-    sb_db_text_sql(&t, "SELECT 'empty', ");
-    sb_db_text_blob(&t, NULL, 0);
-    sb_db_text_sql(&t, ", NULL");
-    sb_db_text_end(&t);
-    multi_rows m = {0};
-    uint64_t aff[4] = {9, 9, 9, 9};
-    SB_CHECK_EQ(sb_db_multi(db, &t, 0, multi_row, &m, aff, 4), 0);
-    sb_db_text_free(&t);
-    SB_CHECK_EQ(aff[0], 1);
-    SB_CHECK_EQ(aff[1], 1);
-    SB_CHECK_EQ(m.n, 3);
-    SB_CHECK_EQ(m.stmt[0], 2);
-    SB_CHECK(strcmp(m.name[0], tricky) == 0);
-    SB_CHECK_EQ(m.amount[0], -42);
-    SB_CHECK_EQ(m.data_len[0], sizeof tricky_data);
-    SB_CHECK(memcmp(m.data[0], tricky_data, sizeof tricky_data) == 0);
-    SB_CHECK(strcmp(m.name[1], "plain") == 0);
-    SB_CHECK_EQ(m.stmt[2], 3);
-    SB_CHECK_EQ(m.data_len[2], 0);
-    SB_CHECK_EQ(m.amount[2], -1);
-    SB_CHECK_EQ(query_i64(db, "SELECT COUNT(*) FROM sbtest_db.t WHERE name = 'plain'"), 1);
-
-    /* A failing statement outside a transaction: the ones before it stay (autocommit), the ones after never run. */
-    multi_insert(&t, "multi-a1", 1);
-    multi_insert(&t, "plain", 1);
-    multi_insert(&t, "multi-a3", 1);
-    SB_CHECK_EQ(sb_db_multi(db, &t, 0, NULL, NULL, NULL, 0), -EEXIST);
-    SB_CHECK(strstr(sb_db_errmsg(db), "statement 2 ") != NULL);
-    SB_CHECK_EQ(sb_db_multi(db, &t, SB_DB_MULTI_COMMIT, NULL, NULL, NULL, 0), -EINVAL); /* COMMIT needs sb_db_tx */
-    sb_db_text_free(&t);
-    SB_CHECK_EQ(query_i64(db, "SELECT COUNT(*) FROM sbtest_db.t WHERE name = 'multi-a1'"), 1);
-    SB_CHECK_EQ(query_i64(db, "SELECT COUNT(*) FROM sbtest_db.t WHERE name = 'multi-a3'"), 0);
-    SB_CHECK_EQ(sb_db_multi(db, &t, 0, NULL, NULL, NULL, 0), -EINVAL); /* no statement */
-
-    /* In transactions. */
-    multi_tx a = {.step = 0};
-    SB_CHECK_EQ(sb_db_tx(db, multi_tx_fn, &a), 0);
-    SB_CHECK_EQ(a.calls, 1);
-    SB_CHECK_EQ(a.rows.n, 1);
-    SB_CHECK_EQ(a.rows.amount[0], 12);
-    SB_CHECK_EQ(query_i64(db, "SELECT amount FROM sbtest_db.t WHERE name = 'multi-c1'"), 12);
-    SB_CHECK(!sb_db_in_tx(db));
-
-    multi_tx b = {.step = 1};
-    SB_CHECK_EQ(sb_db_tx(db, multi_tx_fn, &b), -EEXIST);
-    SB_CHECK_EQ(b.calls, 1);
-    SB_CHECK_EQ(query_i64(db, "SELECT COUNT(*) FROM sbtest_db.t WHERE name IN ('multi-d1', 'multi-d3')"), 0);
-    SB_CHECK_EQ(query_i64(db, "SELECT @@in_transaction"), 0); /* rolled back, none left open */
-
-    multi_tx c = {.step = 2};
-    SB_CHECK_EQ(sb_db_tx(db, multi_tx_fn, &c), 0);
-    SB_CHECK_EQ(query_i64(db, "SELECT amount FROM sbtest_db.t WHERE name = 'multi-c1'"), 112);
-    SB_CHECK_EQ(query_i64(db, "SELECT COUNT(*) FROM sbtest_db.t WHERE name = 'multi-e1'"), 1);
-    SB_CHECK_EQ(query_i64(db, "SELECT @@in_transaction"), 0);
-
-    int64_t commits = query_i64(db, "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS"
-                                    " WHERE VARIABLE_NAME = 'COM_COMMIT'");
-    multi_tx d = {.step = 3};
-    SB_CHECK_EQ(sb_db_tx(db, multi_tx_fn, &d), 0);
-    SB_CHECK_EQ(query_i64(db, "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS"
-                              " WHERE VARIABLE_NAME = 'COM_COMMIT'"),
-                commits); /* an empty transaction sent nothing */
-}
-
 int main(void) {
     sb_db_config cfg;
     sb_test_db_admin_config(&cfg);
@@ -678,7 +514,6 @@ int main(void) {
     test_reconnect(db, &cfg);
     test_script(db);
     test_bulk(db);
-    test_multi(db);
     exec(db, "DROP DATABASE sbtest_db");
     sb_db_close(db);
     printf("ok\n");

@@ -70,9 +70,6 @@ struct sb_db {
     bool broken;           /* the connection was lost: reconnect before the next statement */
     bool in_tx;
     bool attempt_retryable; /* inside sb_db_tx: a statement of this attempt failed with a retryable error */
-    bool tx_begun;          /* inside sb_db_tx: BEGIN was sent (with the attempt's first statement) */
-    bool tx_committed;      /* inside sb_db_tx: a text of sb_db_multi() committed the attempt */
-    unsigned multi_gen;     /* the connection (gen) on which multi-statement texts were switched on, or 0 */
     unsigned reconnects;
     uint32_t timeout_ms;   /* wanted max_statement_time */
     uint32_t applied_timeout_ms; /* in effect on the current connection */
@@ -318,19 +315,6 @@ static int ensure_ready(sb_db *db) {
     if (db->applied_timeout_ms != db->timeout_ms)
         return apply_timeout(db);
     return 0;
-}
-
-static int query_const(sb_db *db, const char *sql);
-
-/* Inside sb_db_tx() BEGIN goes out with the attempt's first statement (an attempt that runs none costs nothing;
- * sb_db_multi() sends it in the same round trip as its text). */
-static int begin_if_needed(sb_db *db) {
-    if (!db->in_tx || db->tx_begun)
-        return 0;
-    int r = query_const(db, "BEGIN");
-    if (r == 0)
-        db->tx_begun = true;
-    return r;
 }
 
 int sb_db_open(const sb_db_config *cfg, sb_db **ret, char *err, size_t n) {
@@ -766,8 +750,6 @@ int sb_db_execute(sb_db_stmt *s) {
         int r = exec_ready(s);
         if (r == -ENOTCONN && !db->in_tx && attempt == 0)
             continue; /* nothing was sent: try on a new connection */
-        if (r == 0)
-            r = begin_if_needed(db);
         if (r < 0)
             return r;
 
@@ -826,8 +808,6 @@ int sb_db_execute_bulk(sb_db_stmt *s, size_t rows, const sb_db_bulk_col *cols, s
         int r = exec_ready(s);
         if (r == -ENOTCONN && !db->in_tx && attempt == 0)
             continue; /* nothing was sent: try on a new connection */
-        if (r == 0)
-            r = begin_if_needed(db);
         if (r < 0)
             return r;
         if (s->ncols > 0 || s->nparams == 0 || n_cols != s->nparams) {
@@ -1088,18 +1068,11 @@ int sb_db_tx(sb_db *db, int (*fn)(sb_db *db, void *arg), void *arg) {
             return r;
         db->in_tx = true;
         db->attempt_retryable = false;
-        db->tx_begun = false;
-        db->tx_committed = false;
-        r = fn(db, arg);
-        if (r > 0)
-            r = 0;
-        if (r == SB_DB_EUNKNOWN_COMMIT) {
-            db->in_tx = false; /* a text of sb_db_multi() lost the connection with its COMMIT */
-            return r;
-        }
-        if (r == 0 && !db->attempt_retryable && (db->tx_committed || !db->tx_begun)) {
-            db->in_tx = false; /* committed by fn's last text, or nothing was run */
-            return 0;
+        r = query_const(db, "BEGIN");
+        if (r == 0) {
+            r = fn(db, arg);
+            if (r > 0)
+                r = 0;
         }
         if (r == 0 && !db->attempt_retryable) {
             if (query_const(db, "COMMIT") == 0) {
@@ -1114,11 +1087,11 @@ int sb_db_tx(sb_db *db, int (*fn)(sb_db *db, void *arg), void *arg) {
             }
             r = map_errno(db->err_no);
         }
-        bool retry = db->attempt_retryable && !db->tx_committed;
+        bool retry = db->attempt_retryable;
         snprintf(last, sizeof last, "%s", db->errmsg);
         last_errno = db->err_no;
-        if (!db->broken && !db->tx_committed)
-            (void) query_const(db, "ROLLBACK"); /* also when BEGIN's fate is unclear: never leave one open */
+        if (!db->broken)
+            (void) query_const(db, "ROLLBACK");
         db->in_tx = false;
         if (!retry) {
             set_msg(db, last_errno, "%s", last);
@@ -1133,8 +1106,6 @@ int sb_db_exec_text(sb_db *db, const char *sql, size_t len) {
     assert(db && sql);
     clear_error(db);
     int r = ensure_ready(db);
-    if (r == 0)
-        r = begin_if_needed(db);
     if (r < 0)
         return r;
     if (mysql_real_query(db->my, sql, len)) {
@@ -1161,202 +1132,6 @@ int sb_db_exec_text(sb_db *db, const char *sql, size_t len) {
             return fail_my(db);
     }
     return 0;
-}
-
-/* --- Texts of several statements ---------------------------------------------------------------------------- */
-
-static void text_reserve(sb_db_text *t, size_t more) {
-    if (t->failed)
-        return;
-    if (t->len + more + 1 <= t->cap)
-        return;
-    size_t cap = t->cap ? t->cap : 1024;
-    while (cap < t->len + more + 1)
-        cap *= 2;
-    char *p = realloc(t->buf, cap);
-    if (!p) {
-        t->failed = true;
-        return;
-    }
-    t->buf = p;
-    t->cap = cap;
-}
-
-void sb_db_text_sql(sb_db_text *t, const char *sql) {
-    size_t n = strlen(sql);
-    text_reserve(t, n);
-    if (t->failed)
-        return;
-    memcpy(t->buf + t->len, sql, n + 1);
-    t->len += n;
-}
-
-void sb_db_text_end(sb_db_text *t) {
-    sb_db_text_sql(t, ";\n");
-    t->n_stmts++;
-}
-
-void sb_db_text_i64(sb_db_text *t, int64_t v) {
-    text_reserve(t, 24);
-    if (!t->failed)
-        t->len += (size_t) snprintf(t->buf + t->len, t->cap - t->len, "%" PRId64, v);
-}
-
-void sb_db_text_u64(sb_db_text *t, uint64_t v) {
-    text_reserve(t, 24);
-    if (!t->failed)
-        t->len += (size_t) snprintf(t->buf + t->len, t->cap - t->len, "%" PRIu64, v);
-}
-
-static void text_hex(sb_db_text *t, const char *intro, const void *data, size_t n) {
-    static const char digits[] = "0123456789abcdef";
-    size_t k = strlen(intro);
-    text_reserve(t, k + 3 + 2 * n);
-    if (t->failed)
-        return;
-    char *p = t->buf + t->len;
-    memcpy(p, intro, k);
-    p += k;
-    if (n == 0) {
-        *p++ = '\'';
-        *p++ = '\'';
-    } else {
-        *p++ = 'X';
-        *p++ = '\'';
-        const unsigned char *b = data;
-        for (size_t i = 0; i < n; i++) {
-            *p++ = digits[b[i] >> 4];
-            *p++ = digits[b[i] & 15];
-        }
-        *p++ = '\'';
-    }
-    *p = '\0';
-    t->len = (size_t) (p - t->buf);
-}
-
-void sb_db_text_blob(sb_db_text *t, const void *data, size_t n) {
-    text_hex(t, "", data, n);
-}
-
-void sb_db_text_str(sb_db_text *t, const char *value) {
-    text_hex(t, "_utf8mb4 ", value, strlen(value));
-}
-
-void sb_db_text_free(sb_db_text *t) {
-    free(t->buf);
-    *t = (sb_db_text){0};
-}
-
-/* The failure of statement k (0-based, of the caller's) of a text. */
-static int fail_multi(sb_db *db, unsigned k, bool with_commit) {
-    unsigned e = mysql_errno(db->my);
-    char msg[ERRMSG_SIZE];
-    snprintf(msg, sizeof msg, "statement %u of a text of several: %s", k + 1, mysql_error(db->my));
-    int r = fail_with(db, e, msg);
-    if (is_conn_lost(e) && (with_commit || !db->in_tx)) {
-        set_msg(db, e, "connection lost while a text of several statements ran; it may have been applied: %s",
-                mysql_error(db->my));
-        return SB_DB_EUNKNOWN_COMMIT;
-    }
-    return r;
-}
-
-int sb_db_multi(sb_db *db, const sb_db_text *t, unsigned flags, sb_db_row_fn row, void *arg, uint64_t *affected,
-                unsigned n_affected) {
-    assert(db && t);
-    clear_error(db);
-    bool commit = flags & SB_DB_MULTI_COMMIT;
-    if (t->failed) {
-        set_msg(db, CR_OUT_OF_MEMORY, "out of memory building a text of several statements");
-        return -ENOMEM;
-    }
-    if (t->n_stmts == 0 || (commit && !db->in_tx)) {
-        set_msg(db, 0, "a text of several statements needs one at least, and COMMIT needs sb_db_tx()");
-        return -EINVAL;
-    }
-    int r = ensure_ready(db);
-    if (r < 0)
-        return r;
-    if (db->multi_gen != db->gen) {
-        if (mysql_set_server_option(db->my, MYSQL_OPTION_MULTI_STATEMENTS_ON))
-            return fail_my(db);
-        db->multi_gen = db->gen;
-    }
-    bool begin = db->in_tx && !db->tx_begun;
-    static const char head[] = "BEGIN;\n", tail[] = "COMMIT";
-    size_t len = (begin ? sizeof head - 1 : 0) + t->len + (commit ? sizeof tail - 1 : 0);
-    char *sql = malloc(len + 1);
-    if (!sql) {
-        set_msg(db, CR_OUT_OF_MEMORY, "out of memory");
-        return -ENOMEM;
-    }
-    size_t at = 0;
-    if (begin) {
-        memcpy(sql, head, sizeof head - 1);
-        at = sizeof head - 1;
-    }
-    memcpy(sql + at, t->buf, t->len);
-    at += t->len;
-    if (commit)
-        memcpy(sql + at, tail, sizeof tail - 1);
-    sql[len] = '\0';
-
-    /* Results: BEGIN's (when sent), one per statement of t, COMMIT's (when sent). The server stops at the first
-     * statement that fails: no later one runs. */
-    unsigned total = (begin ? 1u : 0u) + t->n_stmts + (commit ? 1u : 0u);
-    int failed = mysql_real_query(db->my, sql, len);
-    free(sql);
-    int cb_err = 0;
-    for (unsigned i = 0; !failed; i++) {
-        int k = (int) i - (begin ? 1 : 0); /* the caller's statement, or -1 for BEGIN, n_stmts for COMMIT */
-        MYSQL_RES *res = mysql_store_result(db->my);
-        if (res) {
-            unsigned nc = mysql_num_fields(res);
-            MYSQL_ROW rw;
-            while ((rw = mysql_fetch_row(res))) {
-                unsigned long *lens = mysql_fetch_lengths(res);
-                if (row && cb_err == 0 && k >= 0 && (unsigned) k < t->n_stmts)
-                    cb_err = row(arg, (unsigned) k, nc, (const char *const *) rw, lens);
-            }
-            mysql_free_result(res);
-        } else if (mysql_field_count(db->my) != 0) {
-            r = fail_multi(db, k < 0 ? 0u : (unsigned) k, commit);
-            goto drain;
-        } else if (k >= 0 && (unsigned) k < n_affected) {
-            affected[k] = mysql_affected_rows(db->my);
-        }
-        if (k == -1)
-            db->tx_begun = true;
-        int next = mysql_next_result(db->my);
-        if (next < 0) {
-            if (i + 1 != total) {
-                set_msg(db, 0, "a text of several statements gave %u results, not %u", i + 1, total);
-                return -EIO;
-            }
-            break;
-        }
-        if (next > 0) {
-            int nk = (int) (i + 1) - (begin ? 1 : 0);
-            return fail_multi(db, nk < 0 ? 0u : (unsigned) nk, commit);
-        }
-    }
-    if (failed)
-        return fail_multi(db, 0, commit);
-    if (begin)
-        db->tx_begun = true;
-    if (commit)
-        db->tx_committed = true;
-    if (cb_err < 0)
-        set_msg(db, 0, "a result of a text of several statements could not be read (%d)", cb_err);
-    return cb_err < 0 ? cb_err : 0;
-
-drain:
-    while (mysql_next_result(db->my) == 0) {
-        MYSQL_RES *res = mysql_store_result(db->my);
-        if (res)
-            mysql_free_result(res);
-    }
-    return r;
 }
 
 static bool is_blank(char c) {

@@ -1,8 +1,7 @@
 /* sb_db: the one place that speaks to MariaDB (Connector/C). Nothing else includes mysql.h.
  *
  * A connection (sb_db) belongs to one thread at a time: a service keeps one per worker thread. Every value travels
- * as a bound parameter of a prepared statement; SQL texts are constants (the one exception, texts of several
- * statements whose values are hexadecimal literals, is sb_db_multi() below). Statements are cached per connection by
+ * as a bound parameter of a prepared statement; SQL texts are constants. Statements are cached per connection by
  * their text, survive a reconnection (they are prepared again on the new connection) and are owned by the
  * connection: callers never free them.
  *
@@ -149,8 +148,7 @@ uint64_t sb_db_affected_rows(const sb_db_stmt *s);
 /* The AUTO_INCREMENT value made by the last execution of s, or 0. */
 uint64_t sb_db_insert_id(const sb_db_stmt *s);
 
-/* Runs fn(db, arg) inside a transaction: BEGIN, fn, COMMIT (BEGIN goes out with fn's first statement: an attempt
- * that runs no statement sends neither). When fn or the COMMIT fails with a deadlock (1213), a
+/* Runs fn(db, arg) inside a transaction: BEGIN, fn, COMMIT. When fn or the COMMIT fails with a deadlock (1213), a
  * lock wait timeout (1205), a Galera certification conflict, or a lost connection, the transaction is rolled back
  * and run again (fn must therefore have no effect outside the database, or be safe to repeat), at most
  * SB_DB_TX_ATTEMPTS times with a small jittered backoff. fn returns 0 to commit, or a negative code to roll back and
@@ -165,43 +163,6 @@ bool sb_db_in_tx(const sb_db *db);
 /* Administration only (sharebuyctl, migrations): runs one SQL statement as text, without parameters, discarding
  * any result. Never use it with values that come from outside the program. Returns 0 or a negative code. */
 int sb_db_exec_text(sb_db *db, const char *sql, size_t len);
-
-/* Texts of several statements, for the few writes whose round trips are their cost (the wallet's group commit:
- * docs/wallet.md, "Group commit"). The one exception to "every value a bound parameter": a text is built only with
- * the functions below, which write constant SQL and values as numbers or hexadecimal literals (X'..', for strings
- * _utf8mb4 X'..'), so no value can end a literal or start a statement. Each statement is closed by
- * sb_db_text_end(). A failed allocation is remembered and reported by sb_db_multi() (-ENOMEM). Zero-initialise an
- * sb_db_text; release it with sb_db_text_free(). */
-typedef struct sb_db_text {
-    char *buf;
-    size_t len, cap;
-    unsigned n_stmts;
-    bool failed;
-} sb_db_text;
-void sb_db_text_sql(sb_db_text *t, const char *sql); /* constant SQL, never a value */
-void sb_db_text_i64(sb_db_text *t, int64_t v);
-void sb_db_text_u64(sb_db_text *t, uint64_t v);
-void sb_db_text_blob(sb_db_text *t, const void *data, size_t n);
-void sb_db_text_str(sb_db_text *t, const char *value); /* a UTF-8 string */
-void sb_db_text_end(sb_db_text *t);                    /* closes the current statement */
-void sb_db_text_free(sb_db_text *t);
-
-/* A row of a result of sb_db_multi(): of the text's statement stmt (0-based), n_cols values as the server's text
- * (NULL for SQL NULL) and their lengths. Returns 0, or a negative code that sb_db_multi() returns once every result
- * was read (the server has run the whole text by then). */
-typedef int (*sb_db_row_fn)(void *arg, unsigned stmt, unsigned n_cols, const char *const *cols,
-                            const unsigned long *lens);
-
-#define SB_DB_MULTI_COMMIT 1u /* the text ends the transaction: COMMIT is sent with it */
-
-/* Runs the statements of t in ONE round trip. Inside sb_db_tx() BEGIN goes with them when the attempt has not
- * begun, and with SB_DB_MULTI_COMMIT so does COMMIT (sb_db_tx() then sends none). The server stops at the first
- * statement that fails: its error is returned (a deadlock or a lost connection retries the transaction as with
- * sb_db_execute(); with SB_DB_MULTI_COMMIT a lost connection returns SB_DB_EUNKNOWN_COMMIT, which sb_db_tx()
- * returns as it is). affected[k], for k < n_affected, gets the rows changed by statement k (for statements without
- * a result). row (may be NULL) sees every row of every result. Returns 0 or a negative code. */
-int sb_db_multi(sb_db *db, const sb_db_text *t, unsigned flags, sb_db_row_fn row, void *arg, uint64_t *affected,
-                unsigned n_affected);
 
 /* Splits an SQL script into statements, one per call. *pos is the scan position (start with the script); end is
  * its end; delim holds the current delimiter (start with ";"; a line "DELIMITER xx" changes it, as in the mariadb
