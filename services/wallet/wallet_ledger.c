@@ -768,6 +768,8 @@ static int group_fn(sb_db *db, void *arg) {
                 tx->posted_ms = c->now_ms;
                 memcpy(tx->business_day, business_day, sizeof business_day);
                 group_head *h = head_find(c, tx->chain_part);
+                if (!h)
+                        return -EIO; /* every booked posting's chain was collected above */
                 tx->chain_seq = ++h->seq;
                 memcpy(tx->prev_hash, h->hash, WALLET_HASH_BYTES);
                 wallet_chain_hash(tx, tx->chain_hash);
