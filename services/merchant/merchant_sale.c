@@ -752,17 +752,23 @@ int merchant_marks_enqueue(merchant_state *st, const merchant_sale_mark *mark) {
         return 0;
 }
 
-bool merchant_marks_flush(merchant_state *st, int64_t timeout_ms) {
-        if (!st->marks_started)
-                return true;
+/* The time ms from now, on the clock of pthread_cond_timedwait(). */
+static struct timespec deadline_after(int64_t ms) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += (time_t) (timeout_ms / 1000);
-        until.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+        until.tv_sec += (time_t) (ms / 1000);
+        until.tv_nsec += (long) (ms % 1000) * 1000000L;
         if (until.tv_nsec >= 1000000000L) {
                 until.tv_sec++;
                 until.tv_nsec -= 1000000000L;
         }
+        return until;
+}
+
+bool merchant_marks_flush(merchant_state *st, int64_t timeout_ms) {
+        if (!st->marks_started)
+                return true;
+        struct timespec until = deadline_after(timeout_ms);
         pthread_mutex_lock(&st->marks_mu);
         uint64_t want = st->marks_queued;
         int r = 0;
@@ -864,13 +870,7 @@ static void *marks_main(void *arg) {
                 while (!st->marks_head && !st->marks_stop) {
                         if (merchant_now_ms() >= next_sweep)
                                 break;
-                        struct timespec until;
-                        clock_gettime(CLOCK_REALTIME, &until);
-                        until.tv_nsec += 200 * 1000000L;
-                        if (until.tv_nsec >= 1000000000L) {
-                                until.tv_sec++;
-                                until.tv_nsec -= 1000000000L;
-                        }
+                        struct timespec until = deadline_after(200);
                         pthread_cond_timedwait(&st->marks_cv, &st->marks_mu, &until);
                 }
                 if (!st->marks_head && st->marks_stop)
@@ -1378,12 +1378,8 @@ static sb_status complete_pending(sb_call *call, sb_db *db, sale_row *x, bool re
                 return out;
         }
         merchant_state *ms = merchant_st(call);
-        if (ms->test_delay_after_post_ms > 0) {
-                /* Tests only: the window in which a crash leaves a posted transaction and a pending row. */
-                struct timespec ts = {.tv_sec = ms->test_delay_after_post_ms / 1000,
-                                      .tv_nsec = (ms->test_delay_after_post_ms % 1000) * 1000000};
-                nanosleep(&ts, NULL);
-        }
+        if (ms->test_delay_after_post_ms > 0)
+                pause_ms(ms->test_delay_after_post_ms); /* tests: a crash here leaves a posting and a pending row */
         x->tx_id = tr->transaction ? tr->transaction->transaction_id : 0;
         x->deposit_left_sp = deposit_after(tr->transaction, x->merchant_id);
         merchant_deposit_note(call, x->merchant_id, x->deposit_left_sp);
