@@ -16,7 +16,10 @@
  * the wallet's posting of the same five legs (wallet_ledger_post(): idempotency look-up, holder rows, shards,
  * chain head, journal, entries, commit) and the merchant's UPDATE to recorded; identity's read of the card code
  * (one SELECT) too. Prints lines "rpc <N> <sales/s> <p50 µs> <p99 µs>" and "sql <N> <sales/s> <p50> <p99>" per
- * round; tests/bench/merchant-bench turns them into the docs table. */
+ * round, and after each such line "cpu <phase> <N> <sales> merchant=<µs> … mariadb=<µs> client=<µs> total=<µs>"
+ * (CPU time per sale of each process over the counted interval, from /proc/<pid>/stat) and "db <phase> <N> <sales>
+ * statements=… executes=… commits=… fsyncs=…" (MariaDB's counters per sale over the same interval);
+ * tests/bench/merchant-bench turns them into the docs tables. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -280,6 +283,105 @@ static void *sql_worker(void *p) {
         return NULL;
 }
 
+/* CPU time (user + system, in clock ticks) of the processes on a sale's path, read from /proc at the start and end
+ * of a level's counted interval: what each spends per sale is steadier on a shared machine than the rate. */
+enum { P_MERCHANT, P_WALLET, P_IDENTITY, P_REGION, P_MARIADB, P_CLIENT, N_PROCS };
+static const char *const proc_names[N_PROCS] = {"merchant", "wallet", "identity", "region", "mariadb", "client"};
+static pid_t proc_pids[N_PROCS];
+
+static long long proc_ticks(pid_t pid) {
+        char path[64], buf[1024];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return -1;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *p = strrchr(buf, ')'); /* the name may hold spaces; fields 14 and 15 are utime and stime */
+        unsigned long long ut, stt;
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stt) != 2)
+                return -1;
+        return (long long) (ut + stt);
+}
+
+static void procs_find(void) {
+        proc_pids[P_MERCHANT] = sb_test_stack_pid(st, "merchant");
+        proc_pids[P_WALLET] = sb_test_stack_pid(st, "wallet");
+        proc_pids[P_IDENTITY] = sb_test_stack_pid(st, "identity");
+        proc_pids[P_REGION] = sb_test_stack_pid(st, "region");
+        proc_pids[P_CLIENT] = getpid();
+        const char *dir = getenv("SB_TEST_DB_DIR");
+        char path[512];
+        snprintf(path, sizeof path, "%s/mysqld.pid", dir ? dir : ".");
+        FILE *f = fopen(path, "r");
+        int pid = 0;
+        if (f) {
+                if (fscanf(f, "%d", &pid) != 1)
+                        pid = 0;
+                fclose(f);
+        }
+        proc_pids[P_MARIADB] = pid;
+}
+
+/* MariaDB's own counters of the work done (information_schema.GLOBAL_STATUS), sampled with the CPU times: statements
+ * and commits per sale say what a sale costs the database, whatever the machine's speed. */
+enum { S_QUESTIONS, S_EXECUTE, S_COMMIT, S_FSYNCS, N_STATUS };
+static const char *const status_vars[N_STATUS] = {"QUESTIONS", "COM_STMT_EXECUTE", "COM_COMMIT", "INNODB_DATA_FSYNCS"};
+static const char *const status_names[N_STATUS] = {"statements", "executes", "commits", "fsyncs"};
+static sb_db *status_db;
+
+static void status_sample(long long out[N_STATUS]) {
+        for (int i = 0; i < N_STATUS; i++)
+                out[i] = -1;
+        if (!status_db)
+                status_db = sb_test_db_open_admin();
+        sb_db_stmt *q = NULL;
+        if (sb_db_prepare(status_db,
+                          "SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME "
+                          "IN ('QUESTIONS', 'COM_STMT_EXECUTE', 'COM_COMMIT', 'INNODB_DATA_FSYNCS')",
+                          &q) < 0 ||
+            sb_db_execute(q) < 0)
+                return;
+        while (sb_db_fetch(q) == 1) {
+                char name[64];
+                int64_t v;
+                if (sb_db_col_str(q, 0, name, sizeof name) < 0 || sb_db_col_i64(q, 1, &v) < 0)
+                        continue;
+                for (int i = 0; i < N_STATUS; i++)
+                        if (!strcmp(name, status_vars[i]))
+                                out[i] = v;
+        }
+}
+
+static void procs_sample(long long out[N_PROCS + N_STATUS]) {
+        for (int i = 0; i < N_PROCS; i++)
+                out[i] = proc_pids[i] > 0 ? proc_ticks(proc_pids[i]) : -1;
+        status_sample(out + N_PROCS);
+}
+
+/* "cpu <what> <N> <sales> merchant=<µs a sale> … total=<µs>": CPU per sale over the counted interval. */
+static void procs_print(const char *what, unsigned n, uint64_t sales, const long long a[N_PROCS + N_STATUS],
+                        const long long b[N_PROCS + N_STATUS]) {
+        if (!sales)
+                return;
+        double us_tick = 1e6 / (double) sysconf(_SC_CLK_TCK), total = 0;
+        printf("cpu %s %u %" PRIu64, what, n, sales);
+        for (int i = 0; i < N_PROCS; i++) {
+                if (a[i] < 0 || b[i] < 0)
+                        continue;
+                double us = (double) (b[i] - a[i]) * us_tick / (double) sales;
+                total += us;
+                printf(" %s=%.0f", proc_names[i], us);
+        }
+        printf(" total=%.0f\n", total);
+        printf("db %s %u %" PRIu64, what, n, sales);
+        for (int i = 0; i < N_STATUS; i++)
+                if (a[N_PROCS + i] >= 0 && b[N_PROCS + i] >= 0)
+                        printf(" %s=%.2f", status_names[i], (double) (b[N_PROCS + i] - a[N_PROCS + i]) / (double) sales);
+        printf("\n");
+}
+
 static int cmp_u32(const void *a, const void *b) {
         uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
         return x < y ? -1 : x > y;
@@ -311,6 +413,8 @@ static void run(int mode, unsigned n, unsigned seconds, unsigned round, unsigned
                 before += __atomic_load_n(&w[t].done, __ATOMIC_RELAXED);
                 __atomic_store_n(&w[t].n_lat, 0, __ATOMIC_RELAXED);
         }
+        long long cpu0[N_PROCS + N_STATUS], cpu1[N_PROCS + N_STATUS];
+        procs_sample(cpu0);
         int64_t t0 = mono_us();
         struct timespec d = {seconds, 0};
         nanosleep(&d, NULL);
@@ -318,6 +422,7 @@ static void run(int mode, unsigned n, unsigned seconds, unsigned round, unsigned
         for (unsigned t = 0; t < n; t++)
                 after += __atomic_load_n(&w[t].done, __ATOMIC_RELAXED);
         int64_t t1 = mono_us();
+        procs_sample(cpu1);
         atomic_store(&stop, true);
         uint64_t failed = 0;
         size_t total = 0;
@@ -342,6 +447,9 @@ static void run(int mode, unsigned n, unsigned seconds, unsigned round, unsigned
         else
                 printf("%s %u %.0f %u %u failed=%" PRIu64 "\n", mode ? "sql" : "rpc", n, rate_d,
                total ? all[total / 2] : 0, total ? all[total * 99 / 100] : 0, failed);
+        char what[16];
+        snprintf(what, sizeof what, "%s%s", w[0].interval_us > 0 ? "rate-" : "", mode ? "sql" : "rpc");
+        procs_print(what, n, after - before, cpu0, cpu1);
         fflush(stdout);
         free(all);
         free(w);
@@ -510,6 +618,7 @@ int main(int argc, char **argv) {
                                        sizeof record_path),
                     0);
         setup();
+        procs_find();
         for (unsigned r = 0; r < rounds; r++)
                 for (unsigned i = 0; i < n_terminals; i++) {
                         if (!terminals[i])
@@ -528,6 +637,8 @@ int main(int argc, char **argv) {
         int rc = sb_test_stack_ctl(st, &out, verify);
         printf("verify %s\n", rc == 0 ? "ok" : "FAILED");
         free(out);
+        if (status_db)
+                sb_db_close(status_db);
         sb_test_stack_free(st);
         return rc == 0 ? 0 : 1;
 }
